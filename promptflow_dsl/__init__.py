@@ -1,0 +1,68 @@
+"""promptflow_dsl: prompt programs for synthetic instruction data.
+
+Techniques are pure functions from typed inputs to prompt programs; recipes compose them
+with ``>>`` over Polars frames; any LiteLLM provider runs them.
+
+>>> from promptflow_dsl import self_instruct, explode, text_generation
+>>> self_instruct.step(num_instructions=3) >> explode("instructions", into="instruction") \\
+...     >> text_generation.step()
+self_instruct >> explode >> text_generation
+"""
+
+import os as _os
+
+# LiteLLM fetches its price map from the internet at import unless told otherwise.
+_os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from ._errors import (  # noqa: E402
+    CompositionError,
+    InvalidReplyError,
+    MissingColumnError,
+    ParseError,
+    PromptflowError,
+    ProviderError,
+    TemplateError,
+    ValidationExhaustedError,
+)
+from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
+from ._program import Message, PromptProgram  # noqa: E402
+from ._recipe._frame_steps import drop, explode, filter, rename, sample, select  # noqa: E402
+from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
+from ._recipe._step import Contract, Step  # noqa: E402
+from ._technique import Technique, technique  # noqa: E402
+from .techniques import Generation, InstructionList, self_instruct, text_generation  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OFFLINE_MODEL",
+    "CompositionError",
+    "Contract",
+    "Generation",
+    "InstructionList",
+    "InvalidReplyError",
+    "Message",
+    "MissingColumnError",
+    "Mode",
+    "Model",
+    "ParseError",
+    "PromptProgram",
+    "PromptflowError",
+    "ProviderError",
+    "Recipe",
+    "RunResult",
+    "RunSummary",
+    "Step",
+    "TemplateError",
+    "Technique",
+    "ValidationExhaustedError",
+    "drop",
+    "explode",
+    "filter",
+    "rename",
+    "sample",
+    "select",
+    "self_instruct",
+    "technique",
+    "text_generation",
+]

@@ -1,0 +1,1 @@
+"""The engine: the interpreter of prompt programs, the executor, the model layer."""

@@ -1,0 +1,44 @@
+"""Run a coroutine from synchronous code, even inside a running event loop (a notebook).
+
+All sync calls share one long-lived event loop on a daemon thread. A fresh loop per call
+(``asyncio.run``) would break LiteLLM's cached HTTP clients, which are bound to the loop
+that made them, and ``asyncio.run`` refuses to start inside a running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["run_sync"]
+
+T = TypeVar("T")
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _portal_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="promptflow-loop", daemon=True).start()
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run *coro* to completion on the shared loop and return its result.
+
+    >>> async def answer() -> int:
+    ...     return 42
+    >>> run_sync(answer())
+    42
+    """
+    future = asyncio.run_coroutine_threadsafe(coro, _portal_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # Ctrl-C in the caller stops the work on the loop too
+        raise

@@ -1,0 +1,159 @@
+"""The one module that talks to LiteLLM and Instructor.
+
+Everything provider-specific lives here: which structured mode suits a provider, how a
+LiteLLM exception maps to :class:`ProviderError`, and how usage and cost are read from a
+reply. It is imported on the first real call, never by ``import promptflow_dsl``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import instructor  # noqa: E402
+import litellm  # noqa: E402
+
+from .._errors import InvalidReplyError, ProviderError, ValidationExhaustedError  # noqa: E402
+from .._model import Mode, Model  # noqa: E402
+from .._program import PromptProgram  # noqa: E402
+from ._types import Reply  # noqa: E402
+
+litellm.suppress_debug_info = True
+for _name in ("instructor", "LiteLLM", "httpx"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+    logging.getLogger(_name).propagate = False
+
+__all__ = ["call_provider", "pick_mode", "provider_of"]
+
+_INSTRUCTOR_MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "json": instructor.Mode.JSON,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "md_json": instructor.Mode.MD_JSON,
+}
+# Providers whose servers do not reliably support tool calls get a JSON mode instead.
+_PROVIDER_MODES: dict[str, Mode] = {
+    "ollama": "json",
+    "ollama_chat": "json",
+    "hosted_vllm": "json_schema",
+    "huggingface": "md_json",
+    "text-completion-openai": "md_json",
+}
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def provider_of(model_name: str) -> str:
+    """The LiteLLM provider prefix of a model string (``openai`` when there is none)."""
+    return model_name.split("/", 1)[0] if "/" in model_name else "openai"
+
+
+def pick_mode(program: PromptProgram[Any], model: Model) -> Mode:
+    """The decoding mode: the model's if set, else the technique's, else the provider's."""
+    if program.is_raw:
+        return "text"
+    if model.mode is not None:
+        return model.mode
+    if program.decoding == "text" and program.parser is not None:
+        return "text"
+    return _PROVIDER_MODES.get(provider_of(model.name), "tools")
+
+
+def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {**program.params, **model.call_params()}
+    kwargs.update(model=model.name, timeout=model.timeout, num_retries=0, drop_params=True)
+    if model.api_base:
+        kwargs["api_base"] = model.api_base
+    if model.api_key:
+        kwargs["api_key"] = model.api_key
+    return kwargs
+
+
+@functools.lru_cache(maxsize=None)
+def _instructor_client(mode: str) -> Any:
+    return instructor.from_litellm(litellm.acompletion, mode=_INSTRUCTOR_MODES[mode])
+
+
+async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
+    """Send the program to the model once and decode the reply (validation re-asks included)."""
+    mode = pick_mode(program, model)
+    kwargs = _request_kwargs(program, model)
+    try:
+        if program.is_raw:
+            response = await litellm.atext_completion(prompt=program.prompt, **kwargs)
+            return _text_reply(program, response, response.choices[0].text, model)
+        if mode == "text":
+            response = await litellm.acompletion(messages=program.render(), **kwargs)
+            return _text_reply(program, response, response.choices[0].message.content, model)
+        client = _instructor_client(mode)
+        result, response = await client.chat.completions.create_with_completion(
+            messages=program.render(),
+            response_model=program.result_type,
+            max_retries=model.max_validation_retries,
+            **kwargs,
+        )
+    except InvalidReplyError:
+        raise
+    except instructor.core.InstructorRetryException as exc:
+        cause = exc.__cause__
+        if exc.failed_attempts or cause is None:
+            raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None
+            message = f"reply failed validation as {program.result_type.__name__}: {exc}"
+            raise ValidationExhaustedError(message, raw_text=raw, attempts=exc.n_attempts) from exc
+        raise _provider_error(cause) from cause
+    except Exception as exc:
+        raise _provider_error(exc) from exc
+    return Reply(result, _raw_text(response), model.name, *_usage(response))
+
+
+def _text_reply(program: PromptProgram[Any], response: Any, text: str | None, model: Model) -> Reply:
+    raw = text or ""
+    return Reply(program.parse(raw), raw, model.name, *_usage(response))
+
+
+def _raw_text(response: Any) -> str | None:
+    try:
+        message = response.choices[0].message
+    except (AttributeError, IndexError):
+        return None
+    if getattr(message, "tool_calls", None):
+        return message.tool_calls[0].function.arguments
+    return message.content
+
+
+def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
+    usage = getattr(response, "usage", None)
+    tokens_in = getattr(usage, "prompt_tokens", None)
+    tokens_out = getattr(usage, "completion_tokens", None)
+    try:
+        cost: float | None = float(litellm.completion_cost(completion_response=response))
+    except Exception:  # LiteLLM raises for models missing from its price map
+        cost = None
+    return tokens_in, tokens_out, cost
+
+
+def _provider_error(exc: BaseException) -> ProviderError:
+    status = getattr(exc, "status_code", None)
+    timed_out = isinstance(exc, (litellm.Timeout, TimeoutError))
+    connection = isinstance(exc, litellm.APIConnectionError)
+    transient = timed_out or connection or status in _TRANSIENT_STATUS
+    retry_after = _retry_after(exc)
+    kind = type(exc).__name__
+    text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")
+    message = f"{kind}: {text}"[:500]
+    if status == 401 or isinstance(exc, litellm.AuthenticationError):
+        message += " Check the API key for this provider (the environment variable it expects)."
+    return ProviderError(message, status=status, transient=transient, retry_after=retry_after)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

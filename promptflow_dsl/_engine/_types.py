@@ -1,0 +1,44 @@
+"""Values the engine passes around: one provider reply, and a completed call with its usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Completion", "Reply", "Usage"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one successful provider call gave back."""
+
+    result: Any
+    raw_text: str | None
+    model_name: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one call cost: tokens, dollars (None where the price is unknown), time, tries."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    attempts: int = 0
+    cache_hit: bool = False
+
+
+@dataclass(frozen=True)
+class Completion(Generic[R]):
+    """A validated result, the raw text it came from, the model and the usage."""
+
+    result: R
+    raw_text: str | None
+    model_name: str
+    usage: Usage

@@ -1,0 +1,75 @@
+"""Model: a LiteLLM model string plus the parameters of the call.
+
+>>> Model("openai/gpt-4o-mini", temperature=0.2, api_key="sk-secret")
+Model('openai/gpt-4o-mini', temperature=0.2, api_key=***)
+>>> Model.coerce("ollama/llama3.1").name
+'ollama/llama3.1'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Mode", "Model", "OFFLINE_MODEL"]
+
+Mode = Literal["tools", "json", "json_schema", "md_json", "text"]
+"""How a reply is decoded: one of Instructor's structured modes, or ``"text"`` (the parser)."""
+
+OFFLINE_MODEL = "mock"
+"""The model string of the offline model, which fabricates schema-valid results."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model to call: any LiteLLM model string, plus call parameters.
+
+    ``mode`` picks the decoding: ``None`` lets the technique and the provider decide;
+    ``"text"`` sends a plain completion through the technique's parser; the others are
+    Instructor's structured modes. ``params`` holds any other LiteLLM argument
+    (``top_p``, ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
+    """
+
+    name: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    mode: Mode | None = None
+    timeout: float = 120.0
+    max_validation_retries: int = 2
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @staticmethod
+    def coerce(model: str | Model) -> Model:
+        """A ``Model`` from a model string, or the model itself."""
+        if isinstance(model, Model):
+            return model
+        if isinstance(model, str) and model.strip():
+            return Model(model.strip())
+        message = f"model must be a model string or a Model, not {model!r}"
+        raise TypeError(message)
+
+    @property
+    def is_offline(self) -> bool:
+        """True for the offline model, which makes no network call."""
+        return self.name == OFFLINE_MODEL or self.name.startswith(OFFLINE_MODEL + "/")
+
+    def replace(self, **changes: Any) -> Model:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def call_params(self) -> dict[str, Any]:
+        """The decoding parameters this model sets explicitly (None means unset)."""
+        explicit = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        return {**{k: v for k, v in explicit.items() if v is not None}, **self.params}
+
+    def __repr__(self) -> str:
+        shown = [repr(self.name)]
+        for f in dataclasses.fields(self)[1:]:
+            value = getattr(self, f.name)
+            if value != f.default and f.name != "params" or (f.name == "params" and value):
+                shown.append(f"{f.name}={'***' if f.name == 'api_key' else repr(value)}")
+        return f"Model({', '.join(shown)})"

@@ -1,0 +1,1 @@
+"""Recipes: steps composed with ``>>`` and applied to Polars frames."""

@@ -1,0 +1,185 @@
+"""TechniqueStep: a technique applied to every row, its inputs read from columns.
+
+Each row's call runs under the run's in-flight limit. The result fields become typed
+columns, plus ``model_name``, a ``usage`` struct and an ``error`` struct. A failed row keeps
+its inputs, gets nulls in the result columns and records why in ``error``; a row that an
+earlier step already failed is skipped and keeps that error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from .._errors import InvalidReplyError, PromptflowError
+from .._model import Model
+from .._schema import polars_schema
+from .._engine._executor import run_bounded
+from .._engine._interpreter import interpret
+from .._engine._progress import ProgressBar
+from .._engine._types import Completion
+from ._step import Contract, RunContext, Step
+
+if TYPE_CHECKING:
+    from .._technique import Technique
+
+__all__ = ["ERROR_DTYPE", "USAGE_DTYPE", "TechniqueStep"]
+
+USAGE_DTYPE = pl.Struct(
+    {
+        "input_tokens": pl.Int64,
+        "output_tokens": pl.Int64,
+        "cost_usd": pl.Float64,
+        "latency_s": pl.Float64,
+        "attempts": pl.Int64,
+        "cache_hit": pl.Boolean,
+    }
+)
+ERROR_DTYPE = pl.Struct(
+    {
+        "step": pl.String,
+        "type": pl.String,
+        "message": pl.String,
+        "attempts": pl.Int64,
+        "raw_reply": pl.String,
+    }
+)
+
+
+_TRAILING = ("model_name", "usage", "error")
+
+
+@dataclass(frozen=True)
+class _RowFailure:
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True, repr=False)
+class TechniqueStep(Step):
+    """A technique as a recipe step. Build it with ``technique.step(...)``."""
+
+    technique: Technique[Any]
+    attributes: Mapping[str, Any] = field(hash=False)
+    columns: Mapping[str, str] = field(hash=False)  # technique input -> frame column
+    model: Model | None = None
+    name: str = ""
+
+    @classmethod
+    def build(
+        cls,
+        technique: Technique[Any],
+        *,
+        model: str | Model | None,
+        inputs: Mapping[str, str],
+        attributes: Mapping[str, Any],
+    ) -> TechniqueStep:
+        """Check the attributes and the input mapping against the technique's signature."""
+        unknown = sorted(set(attributes) - set(technique.attributes))
+        if unknown:
+            message = (
+                f"{technique.name}.step() got unknown attributes {unknown}; "
+                f"its attributes are {sorted(technique.attributes)}"
+            )
+            raise TypeError(message)
+        not_inputs = sorted(set(inputs) - set(technique.inputs))
+        if not_inputs:
+            message = (
+                f"{technique.name}.step(inputs=...) maps {not_inputs}, which are not inputs; "
+                f"its inputs are {list(technique.inputs)}"
+            )
+            raise TypeError(message)
+        columns = {name: inputs.get(name, name) for name in technique.inputs}
+        coerced = Model.coerce(model) if model is not None else None
+        return cls(technique, dict(attributes), columns, coerced, technique.name)
+
+    @property
+    def contract(self) -> Contract:
+        optional = self.technique.optional_inputs
+        needs = {self.columns[p] for p in self.technique.inputs if p not in optional}
+        needs |= self.technique.extra_columns(self.attributes)
+        fields = tuple(self.technique.result_type.model_fields)
+        return Contract(
+            needs=frozenset(needs),
+            optional=frozenset(self.columns[p] for p in optional),
+            adds=(*fields, "model_name", "usage", "error"),
+        )
+
+    def _program_for(self, row: Mapping[str, Any]) -> Any:
+        inputs = [row.get(self.columns[p]) for p in self.technique.inputs]
+        while inputs and inputs[-1] is None and self.technique.inputs[len(inputs) - 1] in (
+            self.technique.optional_inputs
+        ):
+            inputs.pop()
+        extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
+        return self.technique.program(*inputs, **self.attributes, **extra)
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        model = self.model or run.model
+        if model is None:
+            message = f"step {self.name!r} has no model: pass model= to run() or to .step()"
+            raise PromptflowError(message)
+        contract = self.contract
+        read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
+        rows = frame.select(read).to_dicts()
+        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
+        required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
+
+        async def one(index: int) -> Completion[Any] | _RowFailure | None:
+            if earlier[index] is not None:
+                return None
+            row = rows[index]
+            missing = [c for c in required if row.get(c) is None]
+            if missing:
+                return self._failure(f"input column {missing[0]!r} is null", "MissingInput", 0, None)
+            try:
+                program = self._program_for(row)
+                completion = await interpret(program, model)
+            except PromptflowError as exc:
+                if run.on_error == "raise":
+                    raise
+                raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None
+                return self._failure(str(exc), type(exc).__name__, exc.attempts, raw)
+            run.add("calls", completion.usage.attempts)
+            run.add("input_tokens", completion.usage.input_tokens or 0)
+            run.add("output_tokens", completion.usage.output_tokens or 0)
+            run.add("cost_usd", completion.usage.cost_usd or 0.0)
+            return completion
+
+        with ProgressBar(self.name, frame.height, enabled=run.progress) as bar:
+
+            def tick(outcome: Completion[Any] | _RowFailure | None) -> None:
+                bar.advance(failed=isinstance(outcome, _RowFailure))
+
+            outcomes = await run_bounded(
+                range(frame.height), one, limit=run.max_concurrency, on_result=tick
+            )
+        out = frame.with_columns(self._columns(outcomes, earlier))
+        return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
+
+    def _failure(self, message: str, kind: str, attempts: int, raw: str | None) -> _RowFailure:
+        return _RowFailure(
+            {"step": self.name, "type": kind, "message": message, "attempts": attempts, "raw_reply": raw}
+        )
+
+    def _columns(
+        self, outcomes: list[Completion[Any] | _RowFailure | None], earlier: list[Any]
+    ) -> list[pl.Series]:
+        done = [o if isinstance(o, Completion) else None for o in outcomes]
+        results = [c.result.model_dump() if c else None for c in done]
+        series = [
+            pl.Series(name, [r[name] if r else None for r in results], dtype=dtype)
+            for name, dtype in polars_schema(self.technique.result_type).items()
+        ]
+        usage = [vars(c.usage) if c else None for c in done]
+        errors = [
+            o.error if isinstance(o, _RowFailure) else earlier[i] for i, o in enumerate(outcomes)
+        ]
+        return [
+            *series,
+            pl.Series("model_name", [c.model_name if c else None for c in done], dtype=pl.String),
+            pl.Series("usage", usage, dtype=USAGE_DTYPE),
+            pl.Series("error", errors, dtype=ERROR_DTYPE),
+        ]

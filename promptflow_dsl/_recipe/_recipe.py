@@ -1,0 +1,207 @@
+"""Recipe: an immutable sequence of steps, composed with ``>>`` and applied to a Polars frame.
+
+>>> from promptflow_dsl import explode, rename
+>>> recipe = rename(text="document") >> explode("tags", into="tag")
+>>> recipe
+rename >> explode
+>>> recipe.required_columns
+{'text': 'rename', 'tags': 'explode'}
+>>> import polars as pl
+>>> recipe.run(pl.DataFrame({"text": ["a"], "tags": [["x", "y"]]}))
+shape: (2, 2)
+┌──────────┬─────┐
+│ document ┆ tag │
+│ ---      ┆ --- │
+│ str      ┆ str │
+╞══════════╪═════╡
+│ a        ┆ x   │
+│ a        ┆ y   │
+└──────────┴─────┘
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from .._errors import CompositionError, MissingColumnError
+from .._model import Model
+from ._step import RunContext, Step
+
+__all__ = ["Recipe", "RunResult", "RunSummary"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    required: dict[str, str]  # input column -> the first step that reads it
+    produced: tuple[str, ...]  # columns the recipe is known to output (besides kept input)
+
+
+def _plan(steps: Sequence[Step]) -> _Plan:
+    required: dict[str, str] = {}
+    available: dict[str, None] = {}  # ordered set
+    removed: dict[str, str] = {}
+    closed = False  # after a select, no unknown input column survives
+    for step in steps:
+        contract = step.contract
+        for column in sorted(contract.needs):
+            if column in available:
+                continue
+            if column in removed:
+                message = (
+                    f"step {step.name!r} needs column {column!r}, "
+                    f"which step {removed[column]!r} removed earlier"
+                )
+                raise CompositionError(message, step=step.name, column=column)
+            if closed:
+                message = (
+                    f"step {step.name!r} needs column {column!r}, which is not among the "
+                    f"columns kept by an earlier select: {list(available)}"
+                )
+                raise CompositionError(message, step=step.name, column=column)
+            required[column] = step.name
+            available[column] = None
+        if contract.keeps_only is not None:
+            for column in available:
+                if column not in contract.keeps_only:
+                    removed[column] = step.name
+            available = dict.fromkeys(contract.keeps_only)
+            closed = True
+        for column in contract.removes:
+            available.pop(column, None)
+            removed[column] = step.name
+        for column in contract.adds:
+            available[column] = None
+            removed.pop(column, None)
+    return _Plan(required, tuple(available))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals of one run: rows, failures, calls, tokens, dollars and time."""
+
+    rows_in: int
+    rows_out: int
+    failures: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    elapsed_s: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rows_in} rows in, {self.rows_out} out, {self.failures} failed; "
+            f"{self.calls} calls, {self.input_tokens} tokens in, {self.output_tokens} out, "
+            f"${self.cost_usd:.4f}; {self.elapsed_s:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The output frame and the run's summary."""
+
+    frame: pl.DataFrame
+    summary: RunSummary
+
+
+@dataclass(frozen=True, repr=False)
+class Recipe:
+    """Steps in order. Composition checks the columns; running checks the input frame."""
+
+    steps: tuple[Step, ...] = ()
+    _plan: _Plan = field(init=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_plan", _plan(self.steps))
+
+    def then(self, other: Step | Recipe) -> Recipe:
+        """This recipe followed by a step or another recipe (flattened)."""
+        more = other.steps if isinstance(other, Recipe) else (other,)
+        return Recipe(self.steps + more)
+
+    __rshift__ = then
+
+    def __repr__(self) -> str:
+        return " >> ".join(step.name for step in self.steps) or "Recipe()"
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def required_columns(self) -> dict[str, str]:
+        """The columns the input frame must have, each with the step that first reads it."""
+        return dict(self._plan.required)
+
+    @property
+    def produced_columns(self) -> tuple[str, ...]:
+        """The columns the recipe is known to output (input columns may be kept as well)."""
+        return self._plan.produced
+
+    def check(self, columns: Iterable[str]) -> None:
+        """Raise :class:`MissingColumnError` if the input lacks a column the recipe reads."""
+        existing = list(columns)
+        for column, step in self._plan.required.items():
+            if column not in existing:
+                raise MissingColumnError(step=step, column=column, existing=existing)
+
+    async def aexecute(
+        self,
+        frame: pl.DataFrame | Sequence[Mapping[str, Any]],
+        *,
+        model: str | Model | None = None,
+        max_concurrency: int = 16,
+        on_error: Literal["record", "raise"] = "record",
+        progress: bool | None = None,
+    ) -> RunResult:
+        """Run the recipe and return the output frame with the run's summary."""
+        frame = frame if isinstance(frame, pl.DataFrame) else pl.DataFrame(list(frame))
+        self.check(frame.columns)
+        run = RunContext(
+            model=Model.coerce(model) if model is not None else None,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            progress=progress,
+        )
+        started = time.perf_counter()
+        out = frame
+        for step in self.steps:
+            out = await step.apply(out, run)
+        totals = run.totals
+        summary = RunSummary(
+            rows_in=frame.height,
+            rows_out=out.height,
+            failures=int(out["error"].is_not_null().sum()) if "error" in out.columns else 0,
+            calls=int(totals.get("calls", 0)),
+            input_tokens=int(totals.get("input_tokens", 0)),
+            output_tokens=int(totals.get("output_tokens", 0)),
+            cost_usd=float(totals.get("cost_usd", 0.0)),
+            elapsed_s=time.perf_counter() - started,
+        )
+        return RunResult(out, summary)
+
+    def execute(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> RunResult:
+        """Sync :meth:`aexecute`; works inside a running event loop too."""
+        from .._engine._portal import run_sync
+
+        return run_sync(self.aexecute(frame, **options))
+
+    async def arun(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> pl.DataFrame:
+        """Run the recipe and return the output frame (async)."""
+        return (await self.aexecute(frame, **options)).frame
+
+    def run(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> pl.DataFrame:
+        """Run the recipe and return the output frame.
+
+        Options: ``model`` (the default for steps without one), ``max_concurrency``
+        (calls in flight), ``on_error`` (``"record"`` keeps going, ``"raise"`` stops),
+        ``progress`` (``None``: a bar only on a terminal).
+        """
+        return self.execute(frame, **options).frame

@@ -1,0 +1,79 @@
+"""Step: one stage of a recipe, with a column contract that ``>>`` checks before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import polars as pl
+
+from .._model import Model
+
+if TYPE_CHECKING:
+    from ._recipe import Recipe
+
+__all__ = ["Contract", "RunContext", "Step"]
+
+S = TypeVar("S", bound="Step")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The columns a step reads, adds and removes.
+
+    ``needs`` must exist; ``optional`` are read when present; ``keeps_only`` (for
+    ``select``) drops every column not listed.
+    """
+
+    needs: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+    adds: tuple[str, ...] = ()
+    removes: frozenset[str] = frozenset()
+    keeps_only: tuple[str, ...] | None = None
+
+
+@dataclass
+class RunContext:
+    """What a run gives every step: the default model, the limits and the running totals."""
+
+    model: Model | None = None
+    max_concurrency: int = 16
+    on_error: str = "record"
+    progress: bool | None = None
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, key: str, amount: float) -> None:
+        """Add to a running total (calls, failures, tokens, dollars)."""
+        self.totals[key] = self.totals.get(key, 0) + amount
+
+
+class Step(ABC):
+    """A recipe stage. Subclasses are frozen dataclasses with a ``name`` field."""
+
+    name: str
+
+    @property
+    @abstractmethod
+    def contract(self) -> Contract:
+        """The columns this step reads, adds and removes."""
+
+    @abstractmethod
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        """Transform the frame. Must not mutate its input."""
+
+    def named(self: S, name: str) -> S:
+        """The same step under another name (shown in reprs, progress and errors)."""
+        return dataclasses.replace(self, name=name)  # type: ignore[type-var]
+
+    def then(self, other: Step | Recipe) -> Recipe:
+        """A recipe of this step followed by *other*. ``a >> b`` is ``a.then(b)``."""
+        from ._recipe import Recipe
+
+        return Recipe((self,)).then(other)
+
+    __rshift__ = then
+
+    def __repr__(self) -> str:
+        return self.name

@@ -1,0 +1,58 @@
+"""Result types as Polars dtypes: lists stay lists and nested models become structs.
+
+>>> from pydantic import BaseModel
+>>> class Pair(BaseModel):
+...     user: str
+...     tags: list[str]
+...     score: float | None = None
+>>> polars_schema(Pair)
+{'user': String, 'tags': List(String), 'score': Float64}
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Union
+
+import polars as pl
+from pydantic import BaseModel
+
+__all__ = ["dtype_of", "polars_schema"]
+
+_SCALARS: dict[type, pl.DataType] = {
+    str: pl.String(),
+    int: pl.Int64(),
+    float: pl.Float64(),
+    bool: pl.Boolean(),
+}
+
+
+def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:
+    """The Polars dtype of each field of a result type."""
+    return {name: dtype_of(f.annotation) for name, f in result_type.model_fields.items()}
+
+
+def dtype_of(annotation: Any) -> pl.DataType:
+    """The Polars dtype for one type annotation."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return dtype_of(next(a for a in args if a is not type(None)))
+    if origin is Literal:
+        return dtype_of(type(args[0]))
+    if origin in (list, tuple, set, frozenset, Sequence):
+        return pl.List(dtype_of(args[0]) if args else pl.String())
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pl.Struct(polars_schema(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return dtype_of(type(next(iter(annotation)).value))
+    if origin in (dict, Mapping):
+        message = f"a dict field ({annotation}) has no fixed columns; use a nested model"
+        raise TypeError(message)
+    for scalar, dtype in _SCALARS.items():
+        if annotation is scalar:
+            return dtype
+    message = f"no Polars dtype for the annotation {annotation!r}"
+    raise TypeError(message)

@@ -1,0 +1,189 @@
+"""The ``@technique`` decorator: a plain function becomes a runnable, composable technique.
+
+The decorated function maps typed inputs (positional parameters) and attributes
+(keyword-only parameters) to a prompt: a list of chat messages, a raw completion prompt
+(a ``str``), or a whole :class:`PromptProgram`. It must be pure: no calls, no I/O.
+
+>>> from pydantic import BaseModel
+>>> class Title(BaseModel):
+...     title: str
+>>> @technique(result=Title, parser=lambda text: Title(title=text.strip()))
+... def entitle(document: str, *, style: str = "plain") -> list:
+...     return [{"role": "user", "content": f"Give a {style} title to: {document}"}]
+>>> entitle.render("a text about owls", style="catchy")
+[{'role': 'user', 'content': 'Give a catchy title to: a text about owls'}]
+>>> entitle("a text about owls", model="mock").title != ""
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from ._errors import ParseError
+from ._model import Model
+from ._program import Decoding, Message, PromptProgram
+
+if TYPE_CHECKING:
+    from ._recipe._llm_step import TechniqueStep
+
+__all__ = ["Technique", "technique"]
+
+R = TypeVar("R", bound=BaseModel)
+Builder = Callable[..., "list[Message] | list[dict[str, str]] | str | PromptProgram[Any]"]
+
+
+class Technique(Generic[R]):
+    """A technique: call it, render it, parse with it, or make it a recipe step."""
+
+    def __init__(
+        self,
+        build: Builder,
+        *,
+        result: type[R],
+        parser: Callable[[str], R] | None = None,
+        formatter: Callable[[R], str] | None = None,
+        decoding: Decoding = "structured",
+        params: Mapping[str, Any] | None = None,
+        extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+    ) -> None:
+        self._build = build
+        self.result_type = result
+        self.parser = parser
+        self.formatter = formatter
+        self.decoding = decoding
+        self.params = dict(params or {})
+        self._extra_columns = extra_columns
+        self.signature = inspect.signature(build)
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        params_ = self.signature.parameters.values()
+        self.inputs = tuple(p.name for p in params_ if p.kind in kinds)
+        self.optional_inputs = frozenset(
+            p.name for p in params_ if p.kind in kinds and p.default is not p.empty
+        )
+        self.attributes = {
+            p.name: p.default for p in params_ if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        functools.update_wrapper(self, build)
+        self.name: str = build.__name__
+
+    def __repr__(self) -> str:
+        return f"<technique {self.name}{self.signature}>"
+
+    @property
+    def summary(self) -> str:
+        """The first line of the technique's docstring."""
+        return (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else ""
+
+    def program(self, *inputs: Any, **attributes: Any) -> PromptProgram[R]:
+        """The prompt program for these inputs: a value; nothing is called."""
+        try:
+            bound = self.signature.bind(*inputs, **attributes)
+        except TypeError as exc:
+            message = f"{self.name}: {exc}. Signature: {self.name}{self.signature}"
+            raise TypeError(message) from None
+        built = self._build(*bound.args, **bound.kwargs)
+        if isinstance(built, PromptProgram):
+            return built
+        subject = " ".join(v for v in bound.arguments.values() if isinstance(v, str))
+        common = {
+            "subject": subject,
+            "result_type": self.result_type,
+            "parser": self.parser,
+            "formatter": self.formatter,
+            "params": self.params,
+        }
+        if isinstance(built, str):
+            return PromptProgram(prompt=built, decoding="text", **common)
+        messages = tuple(Message(role=m["role"], content=m["content"]) for m in built)
+        return PromptProgram(messages=messages, decoding=self.decoding, **common)
+
+    def render(self, *inputs: Any, **attributes: Any) -> list[Message] | str:
+        """The messages (or raw prompt) that would be sent, with no call."""
+        return self.program(*inputs, **attributes).render()
+
+    def parse(self, text: str) -> R:
+        """Read a result out of raw model text with the technique's pure parser."""
+        if self.parser is None:
+            message = f"{self.name} has no text parser"
+            raise ParseError(message, raw_text=text, expected="a structured reply")
+        return self.parser(text)
+
+    def format(self, result: R) -> str:
+        """Write a result as the text its parser reads (the parser's inverse)."""
+        if self.formatter is None:
+            message = f"{self.name} has no text formatter"
+            raise TypeError(message)
+        return self.formatter(result)
+
+    async def acall(self, *inputs: Any, model: str | Model, **attributes: Any) -> R:
+        """Run the technique and return its validated result (async)."""
+        from ._engine._interpreter import interpret
+
+        program = self.program(*inputs, **attributes)
+        completion = await interpret(program, Model.coerce(model))
+        return completion.result
+
+    def __call__(self, *inputs: Any, model: str | Model, **attributes: Any) -> R:
+        """Run the technique and return its validated result. Works inside a running loop."""
+        from ._engine._portal import run_sync
+
+        return run_sync(self.acall(*inputs, model=model, **attributes))
+
+    def extra_columns(self, attributes: Mapping[str, Any]) -> frozenset[str]:
+        """Row columns the prompt reads beyond the inputs (e.g. template variables)."""
+        if self._extra_columns is None:
+            return frozenset()
+        return frozenset(self._extra_columns({**self.attributes, **attributes}))
+
+    def step(
+        self,
+        *,
+        model: str | Model | None = None,
+        inputs: Mapping[str, str] | None = None,
+        **attributes: Any,
+    ) -> TechniqueStep:
+        """This technique as a recipe step, attributes bound, inputs mapped to columns.
+
+        >>> from promptflow_dsl import self_instruct
+        >>> self_instruct.step(num_instructions=3, inputs={"input": "document"})
+        self_instruct
+        """
+        from ._recipe._llm_step import TechniqueStep
+
+        return TechniqueStep.build(self, model=model, inputs=inputs or {}, attributes=attributes)
+
+
+def technique(
+    build: Builder | None = None,
+    *,
+    result: type[R],
+    parser: Callable[[str], R] | None = None,
+    formatter: Callable[[R], str] | None = None,
+    decoding: Decoding = "structured",
+    params: Mapping[str, Any] | None = None,
+    extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+) -> Any:
+    """Decorate a prompt-building function into a :class:`Technique`.
+
+    ``decoding`` is the default path for chat prompts: ``"structured"`` (Instructor) or
+    ``"text"`` (the parser). Raw prompts (a returned ``str``) always decode as text.
+    """
+
+    def wrap(fn: Builder) -> Technique[R]:
+        return Technique(
+            fn,
+            result=result,
+            parser=parser,
+            formatter=formatter,
+            decoding=decoding,
+            params=params,
+            extra_columns=extra_columns,
+        )
+
+    return wrap if build is None else wrap(build)
