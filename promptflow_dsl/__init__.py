@@ -35,7 +35,6 @@ from .techniques import Generation, InstructionList, self_instruct, text_generat
 __version__ = "0.1.0"
 
 __all__ = [
-    "OFFLINE_MODEL",
     "CompositionError",
     "Contract",
     "Generation",
@@ -45,6 +44,7 @@ __all__ = [
     "MissingColumnError",
     "Mode",
     "Model",
+    "OFFLINE_MODEL",
     "ParseError",
     "PromptProgram",
     "PromptflowError",
@@ -53,8 +53,8 @@ __all__ = [
     "RunResult",
     "RunSummary",
     "Step",
-    "TemplateError",
     "Technique",
+    "TemplateError",
     "ValidationExhaustedError",
     "drop",
     "explode",

@@ -75,6 +75,9 @@ class Technique(Generic[R]):
     def __repr__(self) -> str:
         return f"<technique {self.name}{self.signature}>"
 
+    def __reduce__(self) -> str:
+        return self.__qualname__  # pickled by reference, like the function it wraps
+
     @property
     def summary(self) -> str:
         """The first line of the technique's docstring."""

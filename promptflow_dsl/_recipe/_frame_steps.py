@@ -29,7 +29,7 @@ __all__ = ["drop", "explode", "filter", "rename", "sample", "select"]
 
 @dataclass(frozen=True, repr=False)
 class Explode(Step):
-    """One row per element of a list column."""
+    """One row per element of a list column. A null list (a failed row) stays one row."""
 
     column: str
     into: str
@@ -45,7 +45,9 @@ class Explode(Step):
         if not isinstance(dtype, pl.List):
             message = f"step {self.name!r}: column {self.column!r} is {dtype}, not a list"
             raise PromptflowError(message)
-        exploded = frame.explode(self.column)
+        # An empty list yields no row; a null list (a failed row) keeps one row, with its error.
+        column = pl.col(self.column)
+        exploded = frame.filter(column.is_null() | (column.list.len() > 0)).explode(self.column)
         return exploded if self.into == self.column else exploded.rename({self.column: self.into})
 
 

@@ -75,5 +75,11 @@ class Step(ABC):
 
     __rshift__ = then
 
+    def run(self, frame: Any, **options: Any) -> pl.DataFrame:
+        """Run this step alone, as a one-step recipe (see :meth:`Recipe.run`)."""
+        from ._recipe import Recipe
+
+        return Recipe((self,)).run(frame, **options)
+
     def __repr__(self) -> str:
         return self.name

@@ -60,7 +60,7 @@ class InstructionList(BaseModel):
     )
 
 
-_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}\s*[.):\-]|[-*•+])\s+")
+_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}\s*[.):\-]|[-*•+])(?:\s+|$)")
 
 
 def _strip_marker(line: str) -> str:
