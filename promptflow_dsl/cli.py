@@ -52,11 +52,12 @@ def run(
 ) -> None:
     """Run RECIPE_FILE over the input rows and write the output."""
     from ._errors import PromptflowError
-    from ._io.frames import read_frame, write_frame
+    from ._io.frames import check_format, read_frame, write_frame
     from ._io.recipes import load_recipe
     from ._model import Model
 
     try:
+        check_format(output_path)  # fail before spending anything
         recipe = load_recipe(recipe_file)
         frame = read_frame(input_path, limit=limit)
         chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)

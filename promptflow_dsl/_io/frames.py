@@ -15,12 +15,13 @@ import polars as pl
 
 from .._errors import PromptflowError
 
-__all__ = ["FORMATS", "read_frame", "write_frame"]
+__all__ = ["FORMATS", "check_format", "read_frame", "write_frame"]
 
 FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
 
-def _suffix(path: Path) -> str:
+def check_format(path: Path) -> str:
+    """The file's format (its lower-case suffix); an unknown one is a clear error."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         message = f"{path}: unknown file type {suffix!r}; use one of {', '.join(FORMATS)}"
@@ -31,7 +32,7 @@ def _suffix(path: Path) -> str:
 def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     """Read a data file into a frame, the first *limit* rows if given."""
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = check_format(path)
     if not path.exists():
         message = f"input file {path} does not exist"
         raise PromptflowError(message)
@@ -49,7 +50,7 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
 def write_frame(frame: pl.DataFrame, path: str | Path) -> None:
     """Write a frame to a data file, creating its folder if needed."""
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = check_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".jsonl", ".ndjson"):
         frame.write_ndjson(path)

@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+
+from promptflow_dsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "self_instruct.py"
+DOCUMENTS = ROOT / "recipes" / "data" / "documents.jsonl"
+
+
+def test_run_bundled_recipe_offline(tmp_path):
+    out = tmp_path / "out.parquet"
+    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(out), "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out)
+    assert {"input", "instruction", "generation", "model_name"} <= set(frame.columns)
+    assert frame["input"].n_unique() == 3
+    assert frame["model_name"].str.contains("mock").all()
+    assert "3 rows in" in result.output
+
+
+def test_jsonl_output_and_csv_input(tmp_path):
+    source = tmp_path / "docs.csv"
+    pl.DataFrame({"input": ["Owls hunt at night."]}).write_csv(source)
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(row["input"] == "Owls hunt at night." for row in rows)
+
+
+def test_missing_column_is_one_clear_line(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"text": "x"}\n')
+    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(source), "-o", str(tmp_path / "o.parquet")])
+    assert result.exit_code == 1
+    assert "error: step 'self_instruct' needs column 'input'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_extension_and_missing_recipe(tmp_path):
+    bad = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.xlsx")])
+    assert bad.exit_code == 1 and "unknown file type '.xlsx'" in bad.output
+    gone = CliRunner().invoke(main, ["run", "nope.py", "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.jsonl")])
+    assert gone.exit_code == 1 and "recipe file nope.py does not exist" in gone.output
