@@ -18,8 +18,20 @@ from typing import Any
 __all__ = ["fabricate", "fabricate_sentence"]
 
 _VERBS = (
-    "Explain", "Describe", "Summarize", "Compare", "List", "Outline", "Evaluate",
-    "Illustrate", "Discuss", "Identify", "Suggest", "Analyze", "Classify", "Define",
+    "Explain",
+    "Describe",
+    "Summarize",
+    "Compare",
+    "List",
+    "Outline",
+    "Evaluate",
+    "Illustrate",
+    "Discuss",
+    "Identify",
+    "Suggest",
+    "Analyze",
+    "Classify",
+    "Define",
 )
 _FILLER = ("data", "process", "example", "system", "method", "result", "idea", "topic")
 _STOP = frozenset(
@@ -70,7 +82,9 @@ def _value(node: dict[str, Any], defs: dict[str, Any], rng: random.Random, ctx: 
     if kind == "array":
         low = node.get("minItems", 2)
         high = max(low, min(node.get("maxItems", 4), low + 3))
-        return [_value(node.get("items", {}), defs, rng, ctx) for _ in range(rng.randint(low, high))]
+        return [
+            _value(node.get("items", {}), defs, rng, ctx) for _ in range(rng.randint(low, high))
+        ]
     if kind == "integer":
         return rng.randint(node.get("minimum", 0), node.get("maximum", 9))
     if kind == "number":

@@ -26,18 +26,43 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 
 @main.command()
 @click.argument("recipe_file", type=click.Path(path_type=Path))
-@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
-              help="Input rows: .jsonl, .json, .csv or .parquet.")
-@click.option("--output", "-o", "output_path", required=True, type=click.Path(path_type=Path),
-              help="Where to write the output (format by extension).")
-@click.option("--model", "-m", default="mock", show_default=True,
-              help="Default model for every step: any LiteLLM model string, or 'mock' (offline).")
+@click.option(
+    "--input",
+    "-i",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Input rows: .jsonl, .json, .csv or .parquet.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the output (format by extension).",
+)
+@click.option(
+    "--model",
+    "-m",
+    default="mock",
+    show_default=True,
+    help="Default model for every step: any LiteLLM model string, or 'mock' (offline).",
+)
 @click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server.")
-@click.option("--max-concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Calls in flight at once.")
+@click.option(
+    "--max-concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls in flight at once.",
+)
 @click.option("--limit", default=None, type=click.IntRange(min=0), help="Only the first N rows.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: on when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: on when stderr is a terminal).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -62,7 +87,9 @@ def run(
         frame = read_frame(input_path, limit=limit)
         chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
         started = time.perf_counter()
-        result = recipe.execute(frame, model=chosen, max_concurrency=max_concurrency, progress=progress)
+        result = recipe.execute(
+            frame, model=chosen, max_concurrency=max_concurrency, progress=progress
+        )
         write_frame(result.frame, output_path)
     except PromptflowError as exc:
         if ctx.obj["debug"]:

@@ -5,7 +5,10 @@ from hypothesis import HealthCheck, settings
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 settings.register_profile(
-    "ci", derandomize=True, max_examples=200, deadline=None,
+    "ci",
+    derandomize=True,
+    max_examples=200,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("fuzz", max_examples=20_000, deadline=None)

@@ -13,7 +13,9 @@ DOCUMENTS = ROOT / "recipes" / "data" / "documents.jsonl"
 
 def test_run_bundled_recipe_offline(tmp_path):
     out = tmp_path / "out.parquet"
-    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(out), "--limit", "3"])
+    result = CliRunner().invoke(
+        main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(out), "--limit", "3"]
+    )
     assert result.exit_code == 0, result.output
     frame = pl.read_parquet(out)
     assert {"input", "instruction", "generation", "model_name"} <= set(frame.columns)
@@ -35,14 +37,20 @@ def test_jsonl_output_and_csv_input(tmp_path):
 def test_missing_column_is_one_clear_line(tmp_path):
     source = tmp_path / "docs.jsonl"
     source.write_text('{"text": "x"}\n')
-    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(source), "-o", str(tmp_path / "o.parquet")])
+    result = CliRunner().invoke(
+        main, ["run", str(RECIPE), "-i", str(source), "-o", str(tmp_path / "o.parquet")]
+    )
     assert result.exit_code == 1
     assert "error: step 'self_instruct' needs column 'input'" in result.output
     assert "Traceback" not in result.output
 
 
 def test_unknown_extension_and_missing_recipe(tmp_path):
-    bad = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.xlsx")])
+    bad = CliRunner().invoke(
+        main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.xlsx")]
+    )
     assert bad.exit_code == 1 and "unknown file type '.xlsx'" in bad.output
-    gone = CliRunner().invoke(main, ["run", "nope.py", "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.jsonl")])
+    gone = CliRunner().invoke(
+        main, ["run", "nope.py", "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.jsonl")]
+    )
     assert gone.exit_code == 1 and "recipe file nope.py does not exist" in gone.output

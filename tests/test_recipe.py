@@ -17,7 +17,11 @@ from promptflow_dsl import (
     text_generation,
 )
 
-PIPELINE = self_instruct.step(num_instructions=2) >> explode("instructions", into="instruction") >> text_generation.step()
+PIPELINE = (
+    self_instruct.step(num_instructions=2)
+    >> explode("instructions", into="instruction")
+    >> text_generation.step()
+)
 
 
 def test_composition_is_flat_and_immutable():
@@ -25,7 +29,7 @@ def test_composition_is_flat_and_immutable():
     whole = left >> (text_generation.step() >> select("generation"))
     assert repr(whole) == "self_instruct >> explode >> text_generation >> select"
     assert len(left) == 2  # composing did not change it
-    assert Recipe() .then(whole) == whole
+    assert Recipe().then(whole) == whole
 
 
 def test_recipe_knows_its_input_columns_and_who_reads_them():
@@ -73,7 +77,9 @@ def test_step_without_a_model_says_how_to_give_one():
 
 
 def test_frame_steps():
-    frame = pl.DataFrame({"a": [1, 2, 3, 4], "b": ["w", "x", "y", "z"], "c": [[1], [2, 3], [], [4]]})
+    frame = pl.DataFrame(
+        {"a": [1, 2, 3, 4], "b": ["w", "x", "y", "z"], "c": [[1], [2, 3], [], [4]]}
+    )
     assert (filter(pl.col("a") > 2) >> select("b")).run(frame)["b"].to_list() == ["y", "z"]
     assert rename(a="alpha").run(frame).columns == ["alpha", "b", "c"]
     assert drop("c").run(frame).columns == ["a", "b"]

@@ -39,7 +39,11 @@ def test_self_instruct_prompt_carries_inputs_and_attributes():
     )
     assert system == {"role": "system", "content": "Be terse."}
     assert "Write 7 diverse queries" in user["content"] and "a tutor" in user["content"]
-    assert user["content"].rstrip().endswith("Exactly 7 queries, one per line, with no numbering, bullets or commentary.")
+    assert (
+        user["content"]
+        .rstrip()
+        .endswith("Exactly 7 queries, one per line, with no numbering, bullets or commentary.")
+    )
     assert "Tides follow the moon." in user["content"]
 
 

@@ -5,7 +5,9 @@ from promptflow_dsl import MissingColumnError, ParseError, TemplateError, text_g
 
 
 def test_template_renders_over_row_columns():
-    messages = text_generation.render("Summarise.", template="{{ instruction }}\n\n{{ document }}", document="D")
+    messages = text_generation.render(
+        "Summarise.", template="{{ instruction }}\n\n{{ document }}", document="D"
+    )
     assert messages == [{"role": "user", "content": "Summarise.\n\nD"}]
 
 
@@ -23,7 +25,9 @@ def test_template_variables_become_needed_columns():
 
 def test_template_row_values_reach_the_prompt():
     step = text_generation.step(template="{{ instruction }} :: {{ topic }}")
-    out = (step >> step.named("again")).run(pl.DataFrame({"instruction": ["Q"], "topic": ["owls"]}), model="mock")
+    out = (step >> step.named("again")).run(
+        pl.DataFrame({"instruction": ["Q"], "topic": ["owls"]}), model="mock"
+    )
     assert out["generation"][0]
 
 

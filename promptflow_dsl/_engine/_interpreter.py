@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from .._errors import PromptflowError, ProviderError
 from .._model import Model
 from .._program import PromptProgram
+from ._cache import CachedReply, ReplyCache, cache_key
 from ._offline import call_offline
 from ._types import Completion, Reply, Usage
 
@@ -50,11 +51,42 @@ async def _call_once(program: PromptProgram[Any], model: Model) -> Reply:
     return await call_provider(program, model)
 
 
+def _from_cache(program: PromptProgram[R], hit: CachedReply, started: float) -> Completion[R]:
+    if hit.via_text and hit.raw_text is not None:
+        result = program.parse(hit.raw_text)  # the current parser reads the stored text
+    else:
+        result = program.result_type.model_validate_json(hit.result_json)
+    usage = Usage(
+        input_tokens=hit.input_tokens,
+        output_tokens=hit.output_tokens,
+        cost_usd=0.0,
+        latency_s=time.perf_counter() - started,
+        attempts=0,
+        cache_hit=True,
+    )
+    return Completion(result, hit.raw_text, hit.model_name, usage)
+
+
 async def interpret(
-    program: PromptProgram[R], model: Model, *, retry: RetryPolicy = DEFAULT_RETRY
+    program: PromptProgram[R],
+    model: Model,
+    *,
+    cache: ReplyCache | None = None,
+    sample: int = 0,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Completion[R]:
-    """Send *program* to *model* and return the validated result with its usage."""
+    """Send *program* to *model* and return the validated result with its usage.
+
+    With a *cache*, a stored reply is returned without a call, and a new one is stored.
+    *sample* tells apart repeated samples of one prompt.
+    """
     started = time.perf_counter()
+    if model.is_offline:
+        cache = None  # fabricating is cheaper than a lookup
+    key = cache_key(program, model, sample) if cache is not None else ""
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return _from_cache(program, hit, started)
     attempt = 0
     while True:
         attempt += 1
@@ -69,6 +101,8 @@ async def interpret(
         except PromptflowError as exc:
             exc.attempts = attempt
             raise
+        if cache is not None:
+            cache.put(key, _to_cache(reply))
         usage = Usage(
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
@@ -77,3 +111,15 @@ async def interpret(
             attempts=attempt,
         )
         return Completion(reply.result, reply.raw_text, reply.model_name, usage)
+
+
+def _to_cache(reply: Reply) -> CachedReply:
+    return CachedReply(
+        reply.raw_text,
+        reply.result.model_dump_json(),
+        reply.model_name,
+        reply.input_tokens,
+        reply.output_tokens,
+        reply.cost_usd,
+        via_text=reply.via_text,
+    )

@@ -72,7 +72,7 @@ def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]
     return kwargs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _instructor_client(mode: str) -> Any:
     return instructor.from_litellm(litellm.acompletion, mode=_INSTRUCTOR_MODES[mode])
 
@@ -109,9 +109,11 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
     return Reply(result, _raw_text(response), model.name, *_usage(response))
 
 
-def _text_reply(program: PromptProgram[Any], response: Any, text: str | None, model: Model) -> Reply:
+def _text_reply(
+    program: PromptProgram[Any], response: Any, text: str | None, model: Model
+) -> Reply:
     raw = text or ""
-    return Reply(program.parse(raw), raw, model.name, *_usage(response))
+    return Reply(program.parse(raw), raw, model.name, *_usage(response), via_text=True)
 
 
 def _raw_text(response: Any) -> str | None:

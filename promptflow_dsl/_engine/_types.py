@@ -20,6 +20,7 @@ class Reply:
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
+    via_text: bool = False
 
 
 @dataclass(frozen=True)

@@ -168,4 +168,3 @@ def sample(n: int | None = None, *, fraction: float | None = None, seed: int = 0
         message = "sample takes either n or fraction"
         raise ValueError(message)
     return Sample(n, fraction, seed)
-

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from .._errors import InvalidReplyError, PromptflowError
-from .._model import Model
-from .._schema import polars_schema
+from .._engine._cache import cache_key
 from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._progress import ProgressBar
 from .._engine._types import Completion
+from .._errors import InvalidReplyError, PromptflowError
+from .._model import Model
+from .._program import PromptProgram
+from .._schema import polars_schema
 from ._step import Contract, RunContext, Step
 
 if TYPE_CHECKING:
@@ -109,43 +111,57 @@ class TechniqueStep(Step):
 
     def _program_for(self, row: Mapping[str, Any]) -> Any:
         inputs = [row.get(self.columns[p]) for p in self.technique.inputs]
-        while inputs and inputs[-1] is None and self.technique.inputs[len(inputs) - 1] in (
-            self.technique.optional_inputs
+        while (
+            inputs
+            and inputs[-1] is None
+            and self.technique.inputs[len(inputs) - 1] in (self.technique.optional_inputs)
         ):
             inputs.pop()
         extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
         return self.technique.program(*inputs, **self.attributes, **extra)
+
+    def _programs(self, frame: pl.DataFrame) -> list[PromptProgram[Any] | _RowFailure | None]:
+        """Each row's program; None for a row an earlier step failed; a failure for bad input."""
+        contract = self.contract
+        read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
+        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
+        required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
+        programs: list[PromptProgram[Any] | _RowFailure | None] = []
+        for row, error in zip(frame.select(read).iter_rows(named=True), earlier, strict=True):
+            missing = [c for c in required if row.get(c) is None]
+            if error is not None:
+                programs.append(None)
+            elif missing:
+                programs.append(
+                    self._failure(f"input column {missing[0]!r} is null", "MissingInput", 0, None)
+                )
+            else:
+                try:
+                    programs.append(self._program_for(row))
+                except PromptflowError as exc:
+                    programs.append(self._failure(str(exc), type(exc).__name__, 0, None))
+        return programs
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         model = self.model or run.model
         if model is None:
             message = f"step {self.name!r} has no model: pass model= to run() or to .step()"
             raise PromptflowError(message)
-        contract = self.contract
-        read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
-        rows = frame.select(read).to_dicts()
-        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
-        required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
+        programs = self._programs(frame)
+        samples = _sample_indices(programs, model) if run.cache is not None else [0] * len(programs)
 
         async def one(index: int) -> Completion[Any] | _RowFailure | None:
-            if earlier[index] is not None:
-                return None
-            row = rows[index]
-            missing = [c for c in required if row.get(c) is None]
-            if missing:
-                return self._failure(f"input column {missing[0]!r} is null", "MissingInput", 0, None)
+            program = programs[index]
+            if not isinstance(program, PromptProgram):
+                return program
             try:
-                program = self._program_for(row)
-                completion = await interpret(program, model)
+                completion = await interpret(program, model, cache=run.cache, sample=samples[index])
             except PromptflowError as exc:
                 if run.on_error == "raise":
                     raise
                 raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None
                 return self._failure(str(exc), type(exc).__name__, exc.attempts, raw)
-            run.add("calls", completion.usage.attempts)
-            run.add("input_tokens", completion.usage.input_tokens or 0)
-            run.add("output_tokens", completion.usage.output_tokens or 0)
-            run.add("cost_usd", completion.usage.cost_usd or 0.0)
+            run.record(completion.usage)
             return completion
 
         with ProgressBar(self.name, frame.height, enabled=run.progress) as bar:
@@ -156,12 +172,19 @@ class TechniqueStep(Step):
             outcomes = await run_bounded(
                 range(frame.height), one, limit=run.max_concurrency, on_result=tick
             )
+        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         out = frame.with_columns(self._columns(outcomes, earlier))
         return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
 
     def _failure(self, message: str, kind: str, attempts: int, raw: str | None) -> _RowFailure:
         return _RowFailure(
-            {"step": self.name, "type": kind, "message": message, "attempts": attempts, "raw_reply": raw}
+            {
+                "step": self.name,
+                "type": kind,
+                "message": message,
+                "attempts": attempts,
+                "raw_reply": raw,
+            }
         )
 
     def _columns(
@@ -183,3 +206,17 @@ class TechniqueStep(Step):
             pl.Series("usage", usage, dtype=USAGE_DTYPE),
             pl.Series("error", errors, dtype=ERROR_DTYPE),
         ]
+
+
+def _sample_indices(programs: list[Any], model: Model) -> list[int]:
+    """Repeated identical prompts get sample indices 0, 1, 2...: distinct cache entries."""
+    seen: dict[str, int] = {}
+    indices = []
+    for program in programs:
+        if isinstance(program, PromptProgram):
+            key = cache_key(program, model)
+            indices.append(seen.get(key, 0))
+            seen[key] = indices[-1] + 1
+        else:
+            indices.append(0)
+    return indices

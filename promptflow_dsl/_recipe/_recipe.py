@@ -24,10 +24,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
+from .._engine._cache import ReplyCache, open_cache
 from .._errors import CompositionError, MissingColumnError
 from .._model import Model
 from ._step import RunContext, Step
@@ -88,6 +90,7 @@ class RunSummary:
     rows_out: int
     failures: int
     calls: int
+    cache_hits: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -96,7 +99,8 @@ class RunSummary:
     def __str__(self) -> str:
         return (
             f"{self.rows_in} rows in, {self.rows_out} out, {self.failures} failed; "
-            f"{self.calls} calls, {self.input_tokens} tokens in, {self.output_tokens} out, "
+            f"{self.calls} calls, {self.cache_hits} cached; "
+            f"{self.input_tokens} tokens in, {self.output_tokens} out, "
             f"${self.cost_usd:.4f}; {self.elapsed_s:.1f} s"
         )
 
@@ -160,8 +164,12 @@ class Recipe:
         max_concurrency: int = 16,
         on_error: Literal["record", "raise"] = "record",
         progress: bool | None = None,
+        cache: bool | str | Path | ReplyCache = True,
     ) -> RunResult:
-        """Run the recipe and return the output frame with the run's summary."""
+        """Run the recipe and return the output frame with the run's summary.
+
+        ``cache``: True uses the default on-disk cache, False none, a path that file.
+        """
         frame = frame if isinstance(frame, pl.DataFrame) else pl.DataFrame(list(frame))
         self.check(frame.columns)
         run = RunContext(
@@ -169,6 +177,7 @@ class Recipe:
             max_concurrency=max_concurrency,
             on_error=on_error,
             progress=progress,
+            cache=open_cache(cache),
         )
         started = time.perf_counter()
         out = frame
@@ -180,6 +189,7 @@ class Recipe:
             rows_out=out.height,
             failures=int(out["error"].is_not_null().sum()) if "error" in out.columns else 0,
             calls=int(totals.get("calls", 0)),
+            cache_hits=int(totals.get("cache_hits", 0)),
             input_tokens=int(totals.get("input_tokens", 0)),
             output_tokens=int(totals.get("output_tokens", 0)),
             cost_usd=float(totals.get("cost_usd", 0.0)),
@@ -187,17 +197,23 @@ class Recipe:
         )
         return RunResult(out, summary)
 
-    def execute(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> RunResult:
+    def execute(
+        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
+    ) -> RunResult:
         """Sync :meth:`aexecute`; works inside a running event loop too."""
         from .._engine._portal import run_sync
 
         return run_sync(self.aexecute(frame, **options))
 
-    async def arun(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> pl.DataFrame:
+    async def arun(
+        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
+    ) -> pl.DataFrame:
         """Run the recipe and return the output frame (async)."""
         return (await self.aexecute(frame, **options)).frame
 
-    def run(self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any) -> pl.DataFrame:
+    def run(
+        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
+    ) -> pl.DataFrame:
         """Run the recipe and return the output frame.
 
         Options: ``model`` (the default for steps without one), ``max_concurrency``

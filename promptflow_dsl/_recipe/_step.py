@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
+from .._engine._cache import ReplyCache
+from .._engine._types import Usage
 from .._model import Model
 
 if TYPE_CHECKING:
@@ -42,11 +44,19 @@ class RunContext:
     max_concurrency: int = 16
     on_error: str = "record"
     progress: bool | None = None
-    totals: dict[str, Any] = field(default_factory=dict)
+    cache: ReplyCache | None = None
+    totals: dict[str, float] = field(default_factory=dict)
 
-    def add(self, key: str, amount: float) -> None:
-        """Add to a running total (calls, failures, tokens, dollars)."""
-        self.totals[key] = self.totals.get(key, 0) + amount
+    def record(self, usage: Usage) -> None:
+        """Add one completed call's usage to the run's totals."""
+        for key, amount in (
+            ("calls", usage.attempts),
+            ("cache_hits", int(usage.cache_hit)),
+            ("input_tokens", 0 if usage.cache_hit else usage.input_tokens or 0),
+            ("output_tokens", 0 if usage.cache_hit else usage.output_tokens or 0),
+            ("cost_usd", usage.cost_usd or 0.0),
+        ):
+            self.totals[key] = self.totals.get(key, 0) + amount
 
 
 class Step(ABC):

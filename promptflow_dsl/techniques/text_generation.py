@@ -47,7 +47,9 @@ def _compile(template: str) -> Any:
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
-        return env.from_string(template), frozenset(jinja2.meta.find_undeclared_variables(env.parse(template)))
+        return env.from_string(template), frozenset(
+            jinja2.meta.find_undeclared_variables(env.parse(template))
+        )
     except jinja2.TemplateSyntaxError as exc:
         message = f"the template does not parse: {exc}"
         raise TemplateError(message) from None
@@ -82,7 +84,9 @@ def text_generation(
 
         compiled, _ = _compile(template)
         try:
-            content = compiled.render(instruction=instruction, system_prompt=system_prompt, **columns)
+            content = compiled.render(
+                instruction=instruction, system_prompt=system_prompt, **columns
+            )
         except jinja2.UndefinedError as exc:
             message = f"text_generation template: {exc}; pass it as a keyword or a column"
             raise TemplateError(message) from None
