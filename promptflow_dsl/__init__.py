@@ -14,6 +14,9 @@ import os as _os
 # LiteLLM fetches its price map from the internet at import unless told otherwise.
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from ._engine._cache import ReplyCache  # noqa: E402
+from ._engine._interpreter import RetryPolicy  # noqa: E402
+from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
     CompositionError,
     InvalidReplyError,
@@ -50,11 +53,14 @@ __all__ = [
     "PromptflowError",
     "ProviderError",
     "Recipe",
+    "ReplyCache",
+    "RetryPolicy",
     "RunResult",
     "RunSummary",
     "Step",
     "Technique",
     "TemplateError",
+    "Usage",
     "ValidationExhaustedError",
     "drop",
     "explode",

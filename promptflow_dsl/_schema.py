@@ -15,20 +15,14 @@ import enum
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
-import polars as pl
 from pydantic import BaseModel
 
+if TYPE_CHECKING:
+    import polars as pl
+
 __all__ = ["dtype_of", "polars_schema"]
-
-_SCALARS: dict[type, pl.DataType] = {
-    str: pl.String(),
-    int: pl.Int64(),
-    float: pl.Float64(),
-    bool: pl.Boolean(),
-}
-
 
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:
     """The Polars dtype of each field of a result type."""
@@ -37,6 +31,8 @@ def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:
 
 def dtype_of(annotation: Any) -> pl.DataType:
     """The Polars dtype for one type annotation."""
+    import polars as pl
+
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (Union, types.UnionType):
         return dtype_of(next(a for a in args if a is not type(None)))
@@ -51,8 +47,8 @@ def dtype_of(annotation: Any) -> pl.DataType:
     if origin in (dict, Mapping):
         message = f"a dict field ({annotation}) has no fixed columns; use a nested model"
         raise TypeError(message)
-    for scalar, dtype in _SCALARS.items():
-        if annotation is scalar:
-            return dtype
+    scalars = {str: pl.String(), int: pl.Int64(), float: pl.Float64(), bool: pl.Boolean()}
+    if annotation in scalars:
+        return scalars[annotation]
     message = f"no Polars dtype for the annotation {annotation!r}"
     raise TypeError(message)

@@ -30,6 +30,7 @@ from ._model import Model
 from ._program import Decoding, Message, PromptProgram
 
 if TYPE_CHECKING:
+    from ._engine._cache import ReplyCache
     from ._recipe._llm_step import TechniqueStep
 
 __all__ = ["Technique", "technique"]
@@ -124,19 +125,27 @@ class Technique(Generic[R]):
             raise TypeError(message)
         return self.formatter(result)
 
-    async def acall(self, *inputs: Any, model: str | Model, **attributes: Any) -> R:
-        """Run the technique and return its validated result (async)."""
+    async def acall(
+        self, *inputs: Any, model: str | Model, cache: bool | ReplyCache = True, **attributes: Any
+    ) -> R:
+        """Run the technique and return its validated result (async).
+
+        ``cache``: True uses the default reply cache, False makes a fresh call.
+        """
+        from ._engine._cache import open_cache
         from ._engine._interpreter import interpret
 
         program = self.program(*inputs, **attributes)
-        completion = await interpret(program, Model.coerce(model))
+        completion = await interpret(program, Model.coerce(model), cache=open_cache(cache))
         return completion.result
 
-    def __call__(self, *inputs: Any, model: str | Model, **attributes: Any) -> R:
+    def __call__(
+        self, *inputs: Any, model: str | Model, cache: bool | ReplyCache = True, **attributes: Any
+    ) -> R:
         """Run the technique and return its validated result. Works inside a running loop."""
         from ._engine._portal import run_sync
 
-        return run_sync(self.acall(*inputs, model=model, **attributes))
+        return run_sync(self.acall(*inputs, model=model, cache=cache, **attributes))
 
     def extra_columns(self, attributes: Mapping[str, Any]) -> frozenset[str]:
         """Row columns the prompt reads beyond the inputs (e.g. template variables)."""

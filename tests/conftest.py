@@ -2,7 +2,11 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+import tempfile
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Tests never touch the user's cache: each session gets its own.
+os.environ["PROMPTFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="promptflow-test-cache-")
 
 settings.register_profile(
     "ci",

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from .._errors import PromptflowError
 from ._step import Contract, RunContext, Step
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["drop", "explode", "filter", "rename", "sample", "select"]
 
@@ -41,6 +43,8 @@ class Explode(Step):
         return Contract(needs=frozenset({self.column}), adds=(self.into,), removes=removes)
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        import polars as pl
+
         dtype = frame.schema[self.column]
         if not isinstance(dtype, pl.List):
             message = f"step {self.name!r}: column {self.column!r} is {dtype}, not a list"
@@ -156,6 +160,8 @@ def drop(*columns: str) -> Drop:
 
 def filter(predicate: pl.Expr) -> Filter:  # noqa: A001 - the verb users expect
     """Keep the rows where *predicate* (a Polars expression) is true."""
+    import polars as pl
+
     if not isinstance(predicate, pl.Expr):
         message = f"filter takes a Polars expression such as pl.col('x') > 1, not {predicate!r}"
         raise TypeError(message)

@@ -26,29 +26,42 @@ from .._schema import polars_schema
 from ._step import Contract, RunContext, Step
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .._technique import Technique
 
-__all__ = ["ERROR_DTYPE", "USAGE_DTYPE", "TechniqueStep"]
+__all__ = ["TechniqueStep", "error_dtype", "usage_dtype"]
 
-USAGE_DTYPE = pl.Struct(
-    {
-        "input_tokens": pl.Int64,
-        "output_tokens": pl.Int64,
-        "cost_usd": pl.Float64,
-        "latency_s": pl.Float64,
-        "attempts": pl.Int64,
-        "cache_hit": pl.Boolean,
-    }
-)
-ERROR_DTYPE = pl.Struct(
-    {
-        "step": pl.String,
-        "type": pl.String,
-        "message": pl.String,
-        "attempts": pl.Int64,
-        "raw_reply": pl.String,
-    }
-)
+
+def usage_dtype() -> pl.Struct:
+    """The ``usage`` column: what each row's call cost."""
+    import polars as pl
+
+    return pl.Struct(
+        {
+            "input_tokens": pl.Int64,
+            "output_tokens": pl.Int64,
+            "cost_usd": pl.Float64,
+            "latency_s": pl.Float64,
+            "attempts": pl.Int64,
+            "cache_hit": pl.Boolean,
+        }
+    )
+
+
+def error_dtype() -> pl.Struct:
+    """The ``error`` column: null for a row that succeeded, else why it failed."""
+    import polars as pl
+
+    return pl.Struct(
+        {
+            "step": pl.String,
+            "type": pl.String,
+            "message": pl.String,
+            "attempts": pl.Int64,
+            "raw_reply": pl.String,
+        }
+    )
 
 
 _TRAILING = ("model_name", "usage", "error")
@@ -155,7 +168,9 @@ class TechniqueStep(Step):
             if not isinstance(program, PromptProgram):
                 return program
             try:
-                completion = await interpret(program, model, cache=run.cache, sample=samples[index])
+                completion = await interpret(
+                    program, model, cache=run.cache, sample=samples[index], retry=run.retry
+                )
             except PromptflowError as exc:
                 if run.on_error == "raise":
                     raise
@@ -173,6 +188,8 @@ class TechniqueStep(Step):
                 range(frame.height), one, limit=run.max_concurrency, on_result=tick
             )
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
+        import polars as pl
+
         out = frame.with_columns(self._columns(outcomes, earlier))
         return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
 
@@ -190,6 +207,8 @@ class TechniqueStep(Step):
     def _columns(
         self, outcomes: list[Completion[Any] | _RowFailure | None], earlier: list[Any]
     ) -> list[pl.Series]:
+        import polars as pl
+
         done = [o if isinstance(o, Completion) else None for o in outcomes]
         results = [c.result.model_dump() if c else None for c in done]
         series = [
@@ -203,8 +222,8 @@ class TechniqueStep(Step):
         return [
             *series,
             pl.Series("model_name", [c.model_name if c else None for c in done], dtype=pl.String),
-            pl.Series("usage", usage, dtype=USAGE_DTYPE),
-            pl.Series("error", errors, dtype=ERROR_DTYPE),
+            pl.Series("usage", usage, dtype=usage_dtype()),
+            pl.Series("error", errors, dtype=error_dtype()),
         ]
 
 

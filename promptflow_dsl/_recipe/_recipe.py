@@ -25,14 +25,16 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._engine._cache import ReplyCache, open_cache
+from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._errors import CompositionError, MissingColumnError
 from .._model import Model
 from ._step import RunContext, Step
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["Recipe", "RunResult", "RunSummary"]
 
@@ -165,11 +167,14 @@ class Recipe:
         on_error: Literal["record", "raise"] = "record",
         progress: bool | None = None,
         cache: bool | str | Path | ReplyCache = True,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> RunResult:
         """Run the recipe and return the output frame with the run's summary.
 
         ``cache``: True uses the default on-disk cache, False none, a path that file.
         """
+        import polars as pl
+
         frame = frame if isinstance(frame, pl.DataFrame) else pl.DataFrame(list(frame))
         self.check(frame.columns)
         run = RunContext(
@@ -178,6 +183,7 @@ class Recipe:
             on_error=on_error,
             progress=progress,
             cache=open_cache(cache),
+            retry=retry,
         )
         started = time.perf_counter()
         out = frame

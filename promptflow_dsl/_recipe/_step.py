@@ -7,13 +7,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import polars as pl
-
 from .._engine._cache import ReplyCache
+from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._types import Usage
 from .._model import Model
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from ._recipe import Recipe
 
 __all__ = ["Contract", "RunContext", "Step"]
@@ -45,6 +46,7 @@ class RunContext:
     on_error: str = "record"
     progress: bool | None = None
     cache: ReplyCache | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
     totals: dict[str, float] = field(default_factory=dict)
 
     def record(self, usage: Usage) -> None:
