@@ -1,8 +1,7 @@
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
-
-import tempfile
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Tests never touch the user's cache: each session gets its own.

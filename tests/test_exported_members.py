@@ -1,6 +1,6 @@
 import subprocess
-import types
 import sys
+import types
 
 import promptflow_dsl
 

@@ -16,11 +16,15 @@ from promptflow_dsl import (
 from promptflow_dsl.testing import LoopbackServer, Reply
 
 FAST_RETRY = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.05)
-DOCS = pl.DataFrame({"input": [f"Document {i} is about rivers, valleys and erosion." for i in range(6)]})
+DOCS = pl.DataFrame(
+    {"input": [f"Document {i} is about rivers, valleys and erosion." for i in range(6)]}
+)
 
 
 def model_at(server: LoopbackServer, **options) -> Model:
-    return Model("openai/loopback-model", api_base=server.api_base, api_key="sk-test-key", **options)
+    return Model(
+        "openai/loopback-model", api_base=server.api_base, api_key="sk-test-key", **options
+    )
 
 
 def test_direct_call_structured_tools_mode(loopback_server):
@@ -34,7 +38,9 @@ def test_direct_call_structured_tools_mode(loopback_server):
 
 def test_direct_call_structured_json_mode(loopback_server):
     loopback_server.script([{"instructions": ["Describe a delta."]}])
-    result = self_instruct("Deltas form at river mouths.", model=model_at(loopback_server, mode="json"))
+    result = self_instruct(
+        "Deltas form at river mouths.", model=model_at(loopback_server, mode="json")
+    )
     assert result.instructions == ["Describe a delta."]
     (request,) = loopback_server.requests
     assert "tools" not in request.body
@@ -115,21 +121,31 @@ def test_api_key_never_appears_in_errors():
     with LoopbackServer(responder=lambda request: Reply(status=401)) as server:
         with pytest.raises(ProviderError) as info:
             self_instruct("x", model=model_at(server), cache=False)
-        out = self_instruct.step().run(pl.DataFrame({"input": ["x"]}), model=model_at(server), cache=False)
+        out = self_instruct.step().run(
+            pl.DataFrame({"input": ["x"]}), model=model_at(server), cache=False
+        )
     assert "sk-test-key" not in str(info.value) and "sk-test-key" not in repr(info.value)
     assert "sk-test-key" not in str(out.to_dicts())
     assert "API key" in str(info.value)
 
 
 def test_missing_column_fails_before_the_first_call(loopback_server):
-    recipe = self_instruct.step() >> explode("instructions", into="instruction") >> text_generation.step()
+    recipe = (
+        self_instruct.step()
+        >> explode("instructions", into="instruction")
+        >> text_generation.step()
+    )
     with pytest.raises(Exception, match="needs column 'input'"):
         recipe.run(pl.DataFrame({"text": ["x"]}), model=model_at(loopback_server))
     assert loopback_server.stats.requests == 0
 
 
 def test_cached_rerun_makes_zero_calls(loopback_server, tmp_path):
-    recipe = self_instruct.step() >> explode("instructions", into="instruction") >> text_generation.step()
+    recipe = (
+        self_instruct.step()
+        >> explode("instructions", into="instruction")
+        >> text_generation.step()
+    )
     cache = tmp_path / "cache.sqlite"
     first = recipe.execute(DOCS, model=model_at(loopback_server), cache=cache)
     calls = loopback_server.stats.requests
