@@ -21,10 +21,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
+from ._engine._driver import Sequence, drive, single
 from ._errors import ParseError
 from ._model import Model
 from ._program import Decoding, Message, PromptProgram
@@ -52,8 +53,11 @@ class Technique(Generic[R]):
         decoding: Decoding = "structured",
         params: Mapping[str, Any] | None = None,
         extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+        outputs: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
     ) -> None:
         self._build = build
+        self._outputs = outputs
+        self.is_sequence = inspect.isgeneratorfunction(build)
         self.result_type = result
         self.parser = parser
         self.formatter = formatter
@@ -84,13 +88,29 @@ class Technique(Generic[R]):
         """The first line of the technique's docstring."""
         return (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else ""
 
-    def program(self, *inputs: Any, **attributes: Any) -> PromptProgram[R]:
-        """The prompt program for these inputs: a value; nothing is called."""
+    def _bind(self, inputs: tuple[Any, ...], attributes: Mapping[str, Any]) -> Any:
         try:
-            bound = self.signature.bind(*inputs, **attributes)
+            return self.signature.bind(*inputs, **attributes)
         except TypeError as exc:
             message = f"{self.name}: {exc}. Signature: {self.name}{self.signature}"
             raise TypeError(message) from None
+
+    def sequence(self, *inputs: Any, **attributes: Any) -> Sequence:
+        """The programs this technique runs, as a generator that receives each result."""
+        if not self.is_sequence:
+            return single(self.program(*inputs, **attributes))
+        bound = self._bind(inputs, attributes)
+        return cast(Sequence, self._build(*bound.args, **bound.kwargs))
+
+    def program(self, *inputs: Any, **attributes: Any) -> PromptProgram[R]:
+        """The (first) prompt program for these inputs: a value; nothing is called."""
+        if self.is_sequence:
+            first = self.sequence(*inputs, **attributes)
+            try:
+                return next(first)
+            finally:
+                first.close()
+        bound = self._bind(inputs, attributes)
         built = self._build(*bound.args, **bound.kwargs)
         if isinstance(built, PromptProgram):
             return built
@@ -135,9 +155,10 @@ class Technique(Generic[R]):
         from ._engine._cache import open_cache
         from ._engine._interpreter import interpret
 
-        program = self.program(*inputs, **attributes)
-        completion = await interpret(program, Model.coerce(model), cache=open_cache(cache))
-        return completion.result
+        chosen, store = Model.coerce(model), open_cache(cache)
+        sequence = self.sequence(*inputs, **attributes)
+        result, _ = await drive(sequence, lambda program: interpret(program, chosen, cache=store))
+        return cast(R, result)
 
     def __call__(
         self, *inputs: Any, model: str | Model, cache: bool | ReplyCache = True, **attributes: Any
@@ -146,6 +167,12 @@ class Technique(Generic[R]):
         from ._engine._portal import run_sync
 
         return run_sync(self.acall(*inputs, model=model, cache=cache, **attributes))
+
+    def output_columns(self, attributes: Mapping[str, Any]) -> tuple[str, ...]:
+        """The result fields that become columns in a recipe, for these attributes."""
+        if self._outputs is None:
+            return tuple(self.result_type.model_fields)
+        return tuple(self._outputs({**self.attributes, **attributes}))
 
     def extra_columns(self, attributes: Mapping[str, Any]) -> frozenset[str]:
         """Row columns the prompt reads beyond the inputs (e.g. template variables)."""
@@ -180,11 +207,15 @@ def technique(
     decoding: Decoding = "structured",
     params: Mapping[str, Any] | None = None,
     extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+    outputs: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
 ) -> Any:
     """Decorate a prompt-building function into a :class:`Technique`.
 
     ``decoding`` is the default path for chat prompts: ``"structured"`` (Instructor) or
     ``"text"`` (the parser). Raw prompts (a returned ``str``) always decode as text.
+    A generator function makes a multi-call technique: it yields programs, receives their
+    results and returns its own. ``extra_columns`` and ``outputs`` say, from the
+    attributes, which more columns a step reads and which result fields it writes.
     """
 
     def wrap(fn: Builder) -> Technique[R]:
@@ -196,6 +227,7 @@ def technique(
             decoding=decoding,
             params=params,
             extra_columns=extra_columns,
+            outputs=outputs,
         )
 
     return wrap if build is None else wrap(build)

@@ -8,13 +8,14 @@ earlier step already failed is skipped and keeps that error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from .._engine._cache import cache_key
+from .._engine._driver import drive, total_usage
 from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._progress import ProgressBar
@@ -67,6 +68,16 @@ def error_dtype() -> pl.Struct:
 _TRAILING = ("model_name", "usage", "error")
 
 
+_REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
+
+
+@dataclass(frozen=True)
+class _RowCall:
+    args: list[Any]
+    kwargs: dict[str, Any]
+    first: PromptProgram[Any]
+
+
 @dataclass(frozen=True)
 class _RowFailure:
     error: dict[str, Any]
@@ -115,14 +126,14 @@ class TechniqueStep(Step):
         optional = self.technique.optional_inputs
         needs = {self.columns[p] for p in self.technique.inputs if p not in optional}
         needs |= self.technique.extra_columns(self.attributes)
-        fields = tuple(self.technique.result_type.model_fields)
+        fields = self.technique.output_columns(self.attributes)
         return Contract(
             needs=frozenset(needs),
             optional=frozenset(self.columns[p] for p in optional),
             adds=(*fields, "model_name", "usage", "error"),
         )
 
-    def _program_for(self, row: Mapping[str, Any]) -> Any:
+    def _arguments(self, row: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         inputs = [row.get(self.columns[p]) for p in self.technique.inputs]
         while (
             inputs
@@ -131,15 +142,15 @@ class TechniqueStep(Step):
         ):
             inputs.pop()
         extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
-        return self.technique.program(*inputs, **self.attributes, **extra)
+        return inputs, {**self.attributes, **extra}
 
-    def _programs(self, frame: pl.DataFrame) -> list[PromptProgram[Any] | _RowFailure | None]:
-        """Each row's program; None for a row an earlier step failed; a failure for bad input."""
+    def _programs(self, frame: pl.DataFrame) -> list[_RowCall | _RowFailure | None]:
+        """Each row's call; None for a row an earlier step failed; a failure for bad input."""
         contract = self.contract
         read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
-        programs: list[PromptProgram[Any] | _RowFailure | None] = []
+        programs: list[_RowCall | _RowFailure | None] = []
         for row, error in zip(frame.select(read).iter_rows(named=True), earlier, strict=True):
             missing = [c for c in required if row.get(c) is None]
             if error is not None:
@@ -150,7 +161,9 @@ class TechniqueStep(Step):
                 )
             else:
                 try:
-                    programs.append(self._program_for(row))
+                    args, kwargs = self._arguments(row)
+                    first = self.technique.program(*args, **kwargs)
+                    programs.append(_RowCall(args, kwargs, first))
                 except PromptflowError as exc:
                     programs.append(self._failure(str(exc), type(exc).__name__, 0, None))
         return programs
@@ -164,20 +177,28 @@ class TechniqueStep(Step):
         samples = _sample_indices(programs, model) if run.cache is not None else [0] * len(programs)
 
         async def one(index: int) -> Completion[Any] | _RowFailure | None:
-            program = programs[index]
-            if not isinstance(program, PromptProgram):
-                return program
+            planned = programs[index]
+            if not isinstance(planned, _RowCall):
+                return planned
+            repeats: dict[str, int] = {}
+
+            def call(program: PromptProgram[Any]) -> Awaitable[Completion[Any]]:
+                # A prompt repeated within one row is a new sample, not a cache hit.
+                seen = repeats[program.text()] = repeats.get(program.text(), -1) + 1
+                sample = samples[index] + _REPEAT_STRIDE * seen
+                return interpret(program, model, cache=run.cache, sample=sample, retry=run.retry)
+
+            sequence = self.technique.sequence(*planned.args, **planned.kwargs)
             try:
-                completion = await interpret(
-                    program, model, cache=run.cache, sample=samples[index], retry=run.retry
-                )
+                result, completions = await drive(sequence, call)
             except PromptflowError as exc:
                 if run.on_error == "raise":
                     raise
                 raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None
                 return self._failure(str(exc), type(exc).__name__, exc.attempts, raw)
-            run.record(completion.usage)
-            return completion
+            usage = total_usage(completions)
+            run.record(usage)
+            return Completion(result, completions[-1].raw_text, completions[-1].model_name, usage)
 
         with ProgressBar(self.name, frame.height, enabled=run.progress) as bar:
 
@@ -211,9 +232,10 @@ class TechniqueStep(Step):
 
         done = [o if isinstance(o, Completion) else None for o in outcomes]
         results = [c.result.model_dump() if c else None for c in done]
+        schema = polars_schema(self.technique.result_type)
         series = [
-            pl.Series(name, [r[name] if r else None for r in results], dtype=dtype)
-            for name, dtype in polars_schema(self.technique.result_type).items()
+            pl.Series(name, [r[name] if r else None for r in results], dtype=schema[name])
+            for name in self.technique.output_columns(self.attributes)
         ]
         usage = [vars(c.usage) if c else None for c in done]
         errors = [
@@ -228,12 +250,12 @@ class TechniqueStep(Step):
 
 
 def _sample_indices(programs: list[Any], model: Model) -> list[int]:
-    """Repeated identical prompts get sample indices 0, 1, 2...: distinct cache entries."""
+    """Rows with identical prompts get sample indices 0, 1, 2...: distinct cache entries."""
     seen: dict[str, int] = {}
     indices = []
-    for program in programs:
-        if isinstance(program, PromptProgram):
-            key = cache_key(program, model)
+    for planned in programs:
+        if isinstance(planned, _RowCall):
+            key = cache_key(planned.first, model)
             indices.append(seen.get(key, 0))
             seen[key] = indices[-1] + 1
         else:

@@ -1,0 +1,58 @@
+"""Drive a technique's sequence of prompt programs: send each result back, collect the calls.
+
+A plain technique is a sequence of one program. A multi-call technique (Evol-Instruct's
+rounds, say) is written as a generator that yields programs and receives their results,
+so sequential logic reads like ordinary Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+from .._program import PromptProgram
+from ._types import Completion, Usage
+
+__all__ = ["Sequence", "drive", "single", "total_usage"]
+
+Sequence = Generator[PromptProgram[Any], Any, Any]
+
+
+def single(program: PromptProgram[Any]) -> Sequence:
+    """The sequence of one program, whose result is the technique's result."""
+    result = yield program
+    return result
+
+
+async def drive(
+    sequence: Sequence, call: Callable[[PromptProgram[Any]], Awaitable[Completion[Any]]]
+) -> tuple[Any, list[Completion[Any]]]:
+    """Run every program the sequence yields; return its result and the completions."""
+    completions: list[Completion[Any]] = []
+    try:
+        program = next(sequence)
+        while True:
+            completion = await call(program)
+            completions.append(completion)
+            program = sequence.send(completion.result)
+    except StopIteration as stop:
+        return stop.value, completions
+    finally:
+        sequence.close()
+
+
+def total_usage(completions: list[Completion[Any]]) -> Usage:
+    """The usage of several calls made for one row, added up."""
+
+    def total(name: str) -> Any:
+        values = [getattr(c.usage, name) for c in completions]
+        return None if any(v is None for v in values) else sum(values)
+
+    return Usage(
+        input_tokens=total("input_tokens"),
+        output_tokens=total("output_tokens"),
+        cost_usd=total("cost_usd"),
+        latency_s=sum(c.usage.latency_s for c in completions),
+        attempts=sum(c.usage.attempts for c in completions),
+        cache_hit=all(c.usage.cache_hit for c in completions),
+    )
