@@ -33,13 +33,23 @@ from ._recipe._frame_steps import drop, explode, filter, rename, sample, select 
 from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
 from ._recipe._step import Contract, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
-from .techniques import Generation, InstructionList, self_instruct, text_generation  # noqa: E402
+from .techniques import (  # noqa: E402
+    EvolvedInstruction,
+    Generation,
+    InstructionList,
+    UserAssistantPair,
+    evol_instruct,
+    genstruct,
+    self_instruct,
+    text_generation,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CompositionError",
     "Contract",
+    "EvolvedInstruction",
     "Generation",
     "InstructionList",
     "InvalidReplyError",
@@ -61,10 +71,13 @@ __all__ = [
     "Technique",
     "TemplateError",
     "Usage",
+    "UserAssistantPair",
     "ValidationExhaustedError",
     "drop",
+    "evol_instruct",
     "explode",
     "filter",
+    "genstruct",
     "rename",
     "sample",
     "select",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["dtype_of", "polars_schema"]
 
+
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:
     """The Polars dtype of each field of a result type."""
     return {name: dtype_of(f.annotation) for name, f in result_type.model_fields.items()}

@@ -52,9 +52,13 @@ def provider_of(model_name: str) -> str:
 
 
 def pick_mode(program: PromptProgram[Any], model: Model) -> Mode:
-    """The decoding mode: the model's if set, else the technique's, else the provider's."""
+    """The decoding mode: the model's if set, else the technique's, else the provider's.
+
+    A raw completion prompt decodes as text unless the model asks for a structured mode;
+    then it is sent as one user message.
+    """
     if program.is_raw:
-        return "text"
+        return model.mode or "text"
     if model.mode is not None:
         return model.mode
     if program.decoding == "text" and program.parser is not None:
@@ -82,15 +86,18 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
     mode = pick_mode(program, model)
     kwargs = _request_kwargs(program, model)
     try:
-        if program.is_raw:
+        if program.is_raw and mode == "text":
             response = await litellm.atext_completion(prompt=program.prompt, **kwargs)
             return _text_reply(program, response, response.choices[0].text, model)
         if mode == "text":
             response = await litellm.acompletion(messages=program.render(), **kwargs)
             return _text_reply(program, response, response.choices[0].message.content, model)
         client = _instructor_client(mode)
+        messages = (
+            [{"role": "user", "content": program.prompt}] if program.is_raw else program.render()
+        )
         result, response = await client.chat.completions.create_with_completion(
-            messages=program.render(),
+            messages=messages,
             response_model=program.result_type,
             max_retries=model.max_validation_retries,
             **kwargs,

@@ -1,0 +1,315 @@
+"""Evol-Instruct: rewrite instructions, round after round, into harder or rarer ones.
+
+Each round picks one of the paper's five mutations at random (reproducibly, from ``seed``,
+the instruction and the round, never from the row's position), asks the model to rewrite
+the current instruction, and optionally applies *elimination evolving*: a rewrite that
+fails one of the paper's four rules does not replace the instruction, the row records the
+rule, and the next round evolves the previous instruction again.
+
+Input column: ``instruction``. Output columns: ``evolved_instruction`` (or
+``evolved_instructions``, a list, with ``store_evolutions``; the original first with
+``include_original_instruction``), ``answer`` / ``answers`` with ``generate_answers``,
+``mutations`` and ``eliminations`` (one entry per round), and ``model_name``.
+Reference: Xu et al., *WizardLM: Empowering Large Language Models to Follow Complex
+Instructions*, arXiv 2304.12244 (2023).
+
+>>> evol_instruct.parse("#Rewritten Prompt#:\\n  Sort the list in O(n log n) time.")
+EvolvedInstruction(evolved_instruction='Sort the list in O(n log n) time.', \
+evolved_instructions=None, answer=None, answers=None, mutations=[], eliminations=[])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._engine._driver import Sequence
+from .._errors import ParseError
+from .._program import Message, PromptProgram
+from .._technique import technique
+from .text_generation import Generation, parse_generation
+
+__all__ = [
+    "COPIED_PHRASES",
+    "MUTATION_TEMPLATES",
+    "EqualityVerdict",
+    "EvolvedInstruction",
+    "Rewrite",
+    "choose_mutation",
+    "elimination_rule",
+    "evol_instruct",
+    "parse_equality",
+    "parse_evolved_instruction",
+    "parse_rewrite",
+]
+
+_DEPTH = """\
+You make prompts harder. Rewrite the given prompt so that capable AI assistants find it \
+more demanding, while a person can still understand and answer it.
+
+How: {method}
+
+Rules:
+- Keep everything the given prompt contains: its input, and any non-text parts such as \
+tables or code, exactly as they are.
+- Make it at most 20 words longer than the given prompt.
+- Reply with the rewritten prompt alone: no title, label or comment.
+
+Given prompt:
+{{instruction}}"""
+
+MUTATION_TEMPLATES: dict[str, str] = {
+    "add_constraints": _DEPTH.format(method="add exactly one new constraint or requirement."),
+    "deepen": _DEPTH.format(
+        method="where the prompt asks about a particular issue, widen and deepen the inquiry."
+    ),
+    "concretize": _DEPTH.format(method="replace general concepts with more specific ones."),
+    "increase_reasoning": _DEPTH.format(
+        method="where a few simple steps would solve the prompt, make it ask explicitly for "
+        "reasoning in several steps."
+    ),
+    "breadth": """\
+You invent prompts. Taking the given prompt as inspiration, write a brand-new prompt in \
+the same domain that is rarer, less common, than the given one.
+
+Rules:
+- Keep about the same length and difficulty as the given prompt.
+- The new prompt must be reasonable, and a person must be able to understand and answer it.
+- If the given prompt has an input, a table or code, give the new prompt one of its own.
+- Reply with the new prompt alone: no title, label or comment.
+
+Given prompt:
+{instruction}""",
+}
+"""The paper's five mutations: four in depth, one in breadth. ``{instruction}`` is filled in."""
+
+_EQUALITY = """\
+Here are two instructions. Are they equal: the same constraints and requirements, and \
+the same depth and breadth of inquiry?
+
+First instruction:
+{first}
+
+Second instruction:
+{second}
+
+Answer with "Equal" or "Not Equal" and nothing else."""
+
+COPIED_PHRASES = (
+    "given prompt",
+    "rewritten prompt",
+    "created prompt",
+    "#rewritten prompt#",
+    "#given prompt#",
+    "#created prompt#",
+)
+"""Wording of the rewriting prompt that must not leak into an evolved one (rule 4)."""
+
+_STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with i you he she we me my your our ok okay yes "
+    "so do does did done just very can could would should".split()
+)
+
+
+class Rewrite(BaseModel):
+    """One rewrite of an instruction (what the model is asked for each round)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rewritten_prompt: str = Field(description="The rewritten prompt, alone, with no label.")
+
+
+class EqualityVerdict(BaseModel):
+    """Whether two instructions are equal (no information gain)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    equal: bool = Field(description="True if the two instructions are equal.")
+
+
+class EvolvedInstruction(BaseModel):
+    """The evolution of one instruction: the result, each round's choice and fate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    evolved_instruction: str = Field(description="The instruction after the last round.")
+    evolved_instructions: list[str] | None = Field(
+        default=None, description="Each accepted evolution in order (with store_evolutions)."
+    )
+    answer: str | None = Field(default=None, description="An answer to evolved_instruction.")
+    answers: list[str] | None = Field(
+        default=None, description="An answer to each of evolved_instructions."
+    )
+    mutations: list[str] = Field(default_factory=list, description="The mutation of each round.")
+    eliminations: list[str | None] = Field(
+        default_factory=list, description="Per round: the elimination rule it failed, or null."
+    )
+
+
+_LABEL = re.compile(
+    r"^\s*(?:[#*_\s]*(?:the\s+)?(?:rewritten|created|new|evolved|given)\s+(?:prompt|instruction)"
+    r"[#*_\s]*:?[#*_]*|here\s+is\b[^\n]*\b(?:prompt|instruction)\b[^\n]*:)[ \t]*",
+    re.IGNORECASE,
+)
+
+
+def parse_rewrite(text: str) -> Rewrite:
+    """The rewritten prompt, without echoed headers or labels ("#Rewritten Prompt#:", ...)."""
+    body = text
+    while (match := _LABEL.match(body)) and match.end() > 0:
+        body = body[match.end() :]
+    body = body.strip()
+    if not body:
+        message = "no rewritten prompt in the reply"
+        raise ParseError(message, raw_text=text, expected="the rewritten prompt")
+    return Rewrite(rewritten_prompt=body)
+
+
+def parse_evolved_instruction(text: str) -> EvolvedInstruction:
+    """One rewrite read from text, as an :class:`EvolvedInstruction`."""
+    return EvolvedInstruction(evolved_instruction=parse_rewrite(text).rewritten_prompt)
+
+
+def parse_equality(text: str) -> EqualityVerdict:
+    """ "Equal" or "Not Equal", in any case and wrapping."""
+    lowered = text.lower()
+    if "not equal" in lowered:
+        return EqualityVerdict(equal=False)
+    if "equal" in lowered:
+        return EqualityVerdict(equal=True)
+    message = "the equality check gave no verdict"
+    raise ParseError(message, raw_text=text, expected='"Equal" or "Not Equal"')
+
+
+def choose_mutation(
+    templates: Mapping[str, str], *, seed: int, instruction: str, round: int
+) -> str:  # noqa: A002
+    """The mutation for one instruction and round: random, but fixed by the seed.
+
+    >>> choose_mutation(MUTATION_TEMPLATES, seed=42, instruction="Sort a list.", round=0)
+    'add_constraints'
+    """
+    digest = hashlib.sha256(f"{seed}\x1f{round}\x1f{instruction}".encode()).hexdigest()
+    return random.Random(digest).choice(sorted(templates))
+
+
+def elimination_rule(evolved: str, answer: str | None) -> str | None:
+    """The first of the paper's rules 2-4 that the evolution fails, or None.
+
+    >>> elimination_rule("Explain tides.", "Sorry, I cannot help with that.")
+    'answer_is_apology'
+    """
+    lowered = evolved.lower()
+    if any(phrase in lowered for phrase in COPIED_PHRASES):
+        return "copied_rewriting_prompt"
+    if answer is not None:
+        if "sorry" in answer.lower() and len(answer.split()) < 80:
+            return "answer_is_apology"
+        if all(word in _STOP_WORDS for word in re.findall(r"\w+", answer.lower())):
+            return "answer_is_empty"
+    return None
+
+
+def _rewrite(instruction: str, template: str) -> PromptProgram[Rewrite]:
+    content = template.replace("{instruction}", instruction)
+    return PromptProgram(
+        Rewrite,
+        messages=(Message(role="user", content=content),),
+        parser=parse_rewrite,
+        formatter=lambda r: r.rewritten_prompt,
+        decoding="text",
+        subject=instruction,
+    )
+
+
+def _answer(instruction: str) -> PromptProgram[Generation]:
+    return PromptProgram(
+        Generation,
+        messages=(Message(role="user", content=instruction),),
+        parser=parse_generation,
+        formatter=lambda g: g.generation,
+        decoding="text",
+        subject=instruction,
+    )
+
+
+def _equality(first: str, second: str) -> PromptProgram[EqualityVerdict]:
+    return PromptProgram(
+        EqualityVerdict,
+        messages=(Message(role="user", content=_EQUALITY.format(first=first, second=second)),),
+        parser=parse_equality,
+        formatter=lambda v: "Equal" if v.equal else "Not Equal",
+        decoding="text",
+        params={"temperature": 0},
+    )
+
+
+def _outputs(attributes: Mapping[str, Any]) -> list[str]:
+    plural = attributes["store_evolutions"]
+    columns = ["evolved_instructions" if plural else "evolved_instruction"]
+    if attributes["generate_answers"]:
+        columns.append("answers" if plural else "answer")
+    return [*columns, "mutations", "eliminations"]
+
+
+@technique(
+    result=EvolvedInstruction,
+    parser=parse_evolved_instruction,
+    formatter=lambda e: e.evolved_instruction,
+    outputs=_outputs,
+)
+def evol_instruct(
+    instruction: str,
+    *,
+    num_evolutions: int = 1,
+    store_evolutions: bool = False,
+    generate_answers: bool = False,
+    include_original_instruction: bool = False,
+    mutation_templates: Mapping[str, str] = MUTATION_TEMPLATES,
+    seed: int = 42,
+    eliminate: bool = False,
+) -> Sequence:
+    """Evolve an instruction into a more complex or rarer one (WizardLM's Evol-Instruct)."""
+    current, accepted, answers = instruction, [], []
+    mutations: list[str] = []
+    eliminations: list[str | None] = []
+    for round_ in range(num_evolutions):
+        mutation = choose_mutation(
+            mutation_templates, seed=seed, instruction=instruction, round=round_
+        )
+        mutations.append(mutation)
+        rewrite = yield _rewrite(current, mutation_templates[mutation])
+        evolved = rewrite.rewritten_prompt
+        failed = elimination_rule(evolved, None) if eliminate else None
+        answer = None
+        if eliminate and failed is None:
+            verdict = yield _equality(current, evolved)
+            failed = "no_information_gain" if verdict.equal else None
+        if eliminate and failed is None:
+            answer = (yield _answer(evolved)).generation
+            failed = elimination_rule(evolved, answer)
+        eliminations.append(failed)
+        if failed is None:
+            current = evolved
+            accepted.append(evolved)
+            answers.append(answer)
+    stored = ([instruction] if include_original_instruction else []) + accepted
+    stored_answers = ([None] if include_original_instruction else []) + answers
+    if generate_answers:
+        for i, (text, answer) in enumerate(zip(stored, stored_answers, strict=True)):
+            if answer is None and (store_evolutions or i == len(stored) - 1):
+                stored_answers[i] = (yield _answer(text)).generation
+    return EvolvedInstruction(
+        evolved_instruction=current,
+        evolved_instructions=stored if store_evolutions else None,
+        answer=stored_answers[-1] if generate_answers and stored else None,
+        answers=stored_answers if generate_answers and store_evolutions else None,
+        mutations=mutations,
+        eliminations=eliminations,
+    )
