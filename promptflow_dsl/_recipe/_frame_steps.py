@@ -26,7 +26,16 @@ from ._step import Contract, RunContext, Step
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["drop", "explode", "filter", "rename", "sample", "select"]
+__all__ = [
+    "choose",
+    "conversation",
+    "drop",
+    "explode",
+    "filter",
+    "rename",
+    "sample",
+    "select",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -138,6 +147,69 @@ class Sample(Step):
         return frame.sample(n=min(self.n or 0, frame.height), seed=self.seed)
 
 
+@dataclass(frozen=True, repr=False)
+class Choose(Step):
+    """Give each row one of several named values, picked at random but fixed by the seed."""
+
+    options: Mapping[str, str] = field(hash=False)
+    into: str
+    key_into: str | None
+    seed: int = 0
+    name: str = "choose"
+
+    @property
+    def contract(self) -> Contract:
+        adds = (self.into,) if self.key_into is None else (self.into, self.key_into)
+        return Contract(adds=adds)
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        import polars as pl
+
+        names = sorted(self.options)
+        # A seeded hash of the row's content, so the pick never depends on row order.
+        content = pl.concat_str(pl.all().cast(pl.String, strict=False), separator="\x1f").fill_null(
+            ""
+        )
+        picks = frame.select(content.hash(seed=self.seed) % len(names)).to_series().to_list()
+        keys = [names[i] for i in picks]
+        columns = [pl.Series(self.into, [self.options[k] for k in keys], dtype=pl.String)]
+        if self.key_into is not None:
+            columns.append(pl.Series(self.key_into, keys, dtype=pl.String))
+        return frame.with_columns(columns)
+
+
+@dataclass(frozen=True, repr=False)
+class Conversation(Step):
+    """Gather system, user and assistant columns into a list of role/content structs."""
+
+    user: str
+    assistant: str
+    system: str | None
+    into: str
+    name: str = "conversation"
+
+    @property
+    def contract(self) -> Contract:
+        optional = frozenset({self.system}) if self.system else frozenset()
+        return Contract(
+            needs=frozenset({self.user, self.assistant}), optional=optional, adds=(self.into,)
+        )
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        import polars as pl
+
+        def turn(role: str, column: str) -> pl.Expr:
+            return pl.struct(pl.lit(role).alias("role"), pl.col(column).alias("content"))
+
+        turns = [turn("user", self.user), turn("assistant", self.assistant)]
+        if self.system and self.system in frame.columns:
+            turns.insert(0, turn("system", self.system))
+        messages = pl.concat_list(turns)
+        # A row without a response has no conversation, rather than a half one.
+        complete = pl.col(self.user).is_not_null() & pl.col(self.assistant).is_not_null()
+        return frame.with_columns(pl.when(complete).then(messages).alias(self.into))
+
+
 def explode(column: str, *, into: str | None = None) -> Explode:
     """One row per element of the list column *column*, renamed to *into*."""
     return Explode(column, into or column)
@@ -174,3 +246,29 @@ def sample(n: int | None = None, *, fraction: float | None = None, seed: int = 0
         message = "sample takes either n or fraction"
         raise ValueError(message)
     return Sample(n, fraction, seed)
+
+
+def choose(
+    options: str | Mapping[str, str],
+    *,
+    into: str,
+    key_into: str | None = None,
+    seed: int = 0,
+) -> Choose:
+    """Add column *into*: one of *options* per row (seeded), its name in *key_into*.
+
+    A plain string gives every row that value.
+    """
+    if isinstance(options, str):
+        return Choose({"default": options}, into, None, seed)
+    if not options:
+        message = "choose needs at least one option"
+        raise ValueError(message)
+    return Choose(dict(options), into, key_into, seed)
+
+
+def conversation(
+    *, user: str, assistant: str, system: str | None = None, into: str = "conversation"
+) -> Conversation:
+    """Add *into*: the chat as a list of ``{role, content}`` structs (system if present)."""
+    return Conversation(user, assistant, system, into)

@@ -8,6 +8,7 @@ earlier step already failed is skipped and keeps that error.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,11 @@ class TechniqueStep(Step):
     columns: Mapping[str, str] = field(hash=False)  # technique input -> frame column
     model: Model | None = None
     name: str = ""
+    max_concurrency: int | None = None
+
+    def limited(self, max_concurrency: int | None) -> TechniqueStep:
+        """The same step with its own cap on calls in flight (None: the run's)."""
+        return dataclasses.replace(self, max_concurrency=max_concurrency)
 
     @classmethod
     def build(
@@ -206,7 +212,10 @@ class TechniqueStep(Step):
                 bar.advance(failed=isinstance(outcome, _RowFailure))
 
             outcomes = await run_bounded(
-                range(frame.height), one, limit=run.max_concurrency, on_result=tick
+                range(frame.height),
+                one,
+                limit=min(run.max_concurrency, self.max_concurrency or run.max_concurrency),
+                on_result=tick,
             )
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         import polars as pl

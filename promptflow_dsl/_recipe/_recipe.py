@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
@@ -82,6 +82,18 @@ def _plan(steps: Sequence[Step]) -> _Plan:
             available[column] = None
             removed.pop(column, None)
     return _Plan(required, tuple(available))
+
+
+def as_frame(rows: Any) -> pl.DataFrame:
+    """A Polars frame from a frame, a list of dicts, or anything with ``to_polars()``
+    (a Hugging Face ``datasets.Dataset``, say)."""
+    import polars as pl
+
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    if hasattr(rows, "to_polars"):
+        return cast("pl.DataFrame", rows.to_polars())
+    return pl.DataFrame(list(rows))
 
 
 @dataclass(frozen=True)
@@ -173,9 +185,7 @@ class Recipe:
 
         ``cache``: True uses the default on-disk cache, False none, a path that file.
         """
-        import polars as pl
-
-        frame = frame if isinstance(frame, pl.DataFrame) else pl.DataFrame(list(frame))
+        frame = as_frame(frame)
         self.check(frame.columns)
         run = RunContext(
             model=Model.coerce(model) if model is not None else None,
