@@ -29,10 +29,20 @@ from ._errors import (  # noqa: E402
 )
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
-from ._recipe._frame_steps import drop, explode, filter, rename, sample, select  # noqa: E402
+from ._recipe._frame_steps import (  # noqa: E402
+    choose,
+    conversation,
+    drop,
+    explode,
+    filter,
+    rename,
+    sample,
+    select,
+)
 from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
 from ._recipe._step import Contract, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
+from .pipelines import dataset_instruction_response  # noqa: E402
 from .techniques import (  # noqa: E402
     EvolvedInstruction,
     Generation,
@@ -73,6 +83,9 @@ __all__ = [
     "Usage",
     "UserAssistantPair",
     "ValidationExhaustedError",
+    "choose",
+    "conversation",
+    "dataset_instruction_response",
     "drop",
     "evol_instruct",
     "explode",

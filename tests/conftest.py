@@ -1,4 +1,5 @@
 import os
+import socket
 import tempfile
 
 from hypothesis import HealthCheck, settings
@@ -16,3 +17,18 @@ settings.register_profile(
 )
 settings.register_profile("fuzz", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# No test may reach beyond this machine: refuse any connection that is not loopback.
+_LOCAL = ("127.", "::1", "localhost", "0.0.0.0")
+_getaddrinfo = socket.getaddrinfo
+
+
+def _local_getaddrinfo(host, *args, **kwargs):
+    if host is not None and not str(host).startswith(_LOCAL):
+        message = f"tests may not reach {host!r}: only loopback is allowed"
+        raise OSError(message)
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _local_getaddrinfo

@@ -16,6 +16,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import instructor  # noqa: E402
 import litellm  # noqa: E402
+from instructor.core import InstructorRetryException  # noqa: E402
 
 from .._errors import InvalidReplyError, ProviderError, ValidationExhaustedError  # noqa: E402
 from .._model import Mode, Model  # noqa: E402
@@ -104,7 +105,7 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
         )
     except InvalidReplyError:
         raise
-    except instructor.core.InstructorRetryException as exc:
+    except InstructorRetryException as exc:
         cause = exc.__cause__
         if exc.failed_attempts or cause is None:
             raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None

@@ -16,6 +16,7 @@ shape: (2, 1)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -166,11 +167,12 @@ class Choose(Step):
         import polars as pl
 
         names = sorted(self.options)
-        # A seeded hash of the row's content, so the pick never depends on row order.
-        content = pl.concat_str(pl.all().cast(pl.String, strict=False), separator="\x1f").fill_null(
-            ""
-        )
-        picks = frame.select(content.hash(seed=self.seed) % len(names)).to_series().to_list()
+        # A seeded hash of the row's text, so the pick never depends on row order or timing.
+        text = [c for c, t in frame.schema.items() if t == pl.String and c != "model_name"]
+        picks = [
+            int(hashlib.sha256(f"{self.seed}\x1f{row}".encode()).hexdigest(), 16) % len(names)
+            for row in frame.select(text).iter_rows()
+        ]
         keys = [names[i] for i in picks]
         columns = [pl.Series(self.into, [self.options[k] for k in keys], dtype=pl.String)]
         if self.key_into is not None:

@@ -6,7 +6,7 @@ renders an empty document there). Input column: ``input``. Output columns:
 ``instruction``, ``response``, ``conversation`` (a list of role/content structs),
 ``system_prompt_key`` (when ``system_prompt`` is a dict) and ``model_name``.
 
->>> recipe = dataset_instruction_response(num_instructions=1)
+>>> recipe = dataset_instruction_response(model=None, num_instructions=1)
 >>> recipe
 self_instruct >> explode >> choose >> text_generation >> rename >> conversation
 >>> out = recipe.run([{"input": "Owls hunt at night."}], model="mock")
