@@ -101,3 +101,32 @@ def run(
     click.echo(f"wrote {result.frame.height} rows to {output_path} in {elapsed:.1f} s", err=True)
     if result.summary.failures:
         sys.exit(2 if result.summary.failures == result.frame.height else 0)
+
+
+@main.command()
+@click.argument("name", required=False)
+def techniques(name: str | None) -> None:
+    """List the techniques, or print the reference of technique NAME."""
+    from ._reference import TECHNIQUES, render_reference
+
+    if name is None:
+        width = max(map(len, TECHNIQUES))
+        for key, technique in TECHNIQUES.items():
+            click.echo(f"{key:<{width}}  {technique.summary}")
+        return
+    if name not in TECHNIQUES:
+        click.echo(
+            f"error: no technique {name!r}; the techniques are {', '.join(TECHNIQUES)}", err=True
+        )
+        sys.exit(1)
+    click.echo(render_reference(TECHNIQUES[name]), nl=False)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("docs/reference"))
+def docs(folder: Path) -> None:
+    """Write the technique reference pages into FOLDER (default: docs/reference)."""
+    from ._reference import write_reference
+
+    for path in write_reference(folder):
+        click.echo(f"wrote {path}")
