@@ -12,8 +12,16 @@ from promptflow_dsl.techniques.evol_instruct import (
     parse_rewrite,
 )
 
-HEADERS = ["", "#Rewritten Prompt#:\n", "Rewritten Prompt: ", "**Rewritten Prompt:**\n", "#Created Prompt#:\n",
-           "New prompt:\n\n", "Here is the rewritten prompt:\n", "The Rewritten Instruction: "]
+HEADERS = [
+    "",
+    "#Rewritten Prompt#:\n",
+    "Rewritten Prompt: ",
+    "**Rewritten Prompt:**\n",
+    "#Created Prompt#:\n",
+    "New prompt:\n\n",
+    "Here is the rewritten prompt:\n",
+    "The Rewritten Instruction: ",
+]
 
 body = st.text(min_size=1, max_size=200).map(str.strip).filter(bool)
 
@@ -44,7 +52,13 @@ def test_any_text_parses_or_raises_parse_error_and_is_idempotent(text):
 
 
 def test_five_default_mutations_keep_input_and_limit_growth():
-    assert set(MUTATION_TEMPLATES) == {"add_constraints", "deepen", "concretize", "increase_reasoning", "breadth"}
+    assert set(MUTATION_TEMPLATES) == {
+        "add_constraints",
+        "deepen",
+        "concretize",
+        "increase_reasoning",
+        "breadth",
+    }
     for template in MUTATION_TEMPLATES.values():
         assert template.count("{instruction}") == 1
         assert "20 words" in template or "same length" in template
@@ -52,9 +66,18 @@ def test_five_default_mutations_keep_input_and_limit_growth():
 
 
 def test_mutation_choice_is_seeded_and_varies():
-    picks = [choose_mutation(MUTATION_TEMPLATES, seed=7, instruction=f"Task {i}", round=0) for i in range(50)]
-    again = [choose_mutation(MUTATION_TEMPLATES, seed=7, instruction=f"Task {i}", round=0) for i in range(50)]
-    other = [choose_mutation(MUTATION_TEMPLATES, seed=8, instruction=f"Task {i}", round=0) for i in range(50)]
+    picks = [
+        choose_mutation(MUTATION_TEMPLATES, seed=7, instruction=f"Task {i}", round=0)
+        for i in range(50)
+    ]
+    again = [
+        choose_mutation(MUTATION_TEMPLATES, seed=7, instruction=f"Task {i}", round=0)
+        for i in range(50)
+    ]
+    other = [
+        choose_mutation(MUTATION_TEMPLATES, seed=8, instruction=f"Task {i}", round=0)
+        for i in range(50)
+    ]
     assert picks == again and picks != other and len(set(picks)) == 5
 
 
@@ -63,8 +86,14 @@ def test_same_seed_same_choices_whatever_the_concurrency_and_chunking():
     step = evol_instruct.step(num_evolutions=3, seed=11)
     wide = step.run(frame, model="mock", max_concurrency=30)
     narrow = step.run(frame, model="mock", max_concurrency=1)
-    chunked = pl.concat([step.run(frame[:7], model="mock"), step.run(frame[7:], model="mock", max_concurrency=3)])
-    assert wide["mutations"].to_list() == narrow["mutations"].to_list() == chunked["mutations"].to_list()
+    chunked = pl.concat(
+        [step.run(frame[:7], model="mock"), step.run(frame[7:], model="mock", max_concurrency=3)]
+    )
+    assert (
+        wide["mutations"].to_list()
+        == narrow["mutations"].to_list()
+        == chunked["mutations"].to_list()
+    )
     reversed_ = step.run(frame.reverse(), model="mock")
     assert reversed_["mutations"].to_list() == wide["mutations"].to_list()[::-1]
 
@@ -73,8 +102,12 @@ def test_output_columns_follow_the_reference():
     assert evol_instruct.step().contract.adds[:1] == ("evolved_instruction",)
     plural = evol_instruct.step(store_evolutions=True, generate_answers=True).contract.adds
     assert plural[:2] == ("evolved_instructions", "answers")
-    out = evol_instruct.step(num_evolutions=2, store_evolutions=True, include_original_instruction=True,
-                             generate_answers=True).run(pl.DataFrame({"instruction": ["Sort a list."]}), model="mock")
+    out = evol_instruct.step(
+        num_evolutions=2,
+        store_evolutions=True,
+        include_original_instruction=True,
+        generate_answers=True,
+    ).run(pl.DataFrame({"instruction": ["Sort a list."]}), model="mock")
     (row,) = out.to_dicts()
     assert row["evolved_instructions"][0] == "Sort a list."
     assert len(row["answers"]) == len(row["evolved_instructions"]) and all(row["answers"])

@@ -23,7 +23,9 @@ def test_round_trip(user, assistant):
     assert parse_user_assistant(format_user_assistant(pair)) == pair
 
 
-@given(turn, turn, st.sampled_from(["[[[User]]] ", "[[[Title]]] x\n[[[Content]]] y\n\n[[[User]]] "]))
+@given(
+    turn, turn, st.sampled_from(["[[[User]]] ", "[[[Title]]] x\n[[[Content]]] y\n\n[[[User]]] "])
+)
 def test_echoed_prefix_and_following_turns_are_cut(user, assistant, echo):
     assume("[[[" not in user + assistant)
     text = f"{echo}{user}\n[[[Assistant]]] {assistant}\n\n[[[User]]] another question"
@@ -40,7 +42,9 @@ def test_no_silent_nulls(text):
         assert pair.user and pair.assistant
 
 
-@pytest.mark.parametrize("text", ["What is it?", "Q?\n[[[Assistant]]]   ", "[[[User]]]\n[[[Assistant]]] A."])
+@pytest.mark.parametrize(
+    "text", ["What is it?", "Q?\n[[[Assistant]]]   ", "[[[User]]]\n[[[Assistant]]] A."]
+)
 def test_missing_marker_or_empty_side_raises(text):
     with pytest.raises(ParseError):
         genstruct.parse(text)

@@ -12,7 +12,9 @@ def test_reference_pages_are_up_to_date():
     """Regenerate with: promptflow docs docs/reference"""
     assert (PAGES / "index.md").read_text() == render_index()
     for name, technique in TECHNIQUES.items():
-        assert (PAGES / f"{name}.md").read_text() == render_reference(technique), f"{name}.md is stale"
+        assert (PAGES / f"{name}.md").read_text() == render_reference(technique), (
+            f"{name}.md is stale"
+        )
 
 
 def test_every_page_has_signature_attributes_columns_example_and_reference():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -24,6 +25,8 @@ from .._program import PromptProgram  # noqa: E402
 from ._types import Reply  # noqa: E402
 
 litellm.suppress_debug_info = True
+# LiteLLM's own types trip a harmless Pydantic warning the first time a schema is built.
+warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)
 for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
     logging.getLogger(_name).propagate = False
@@ -114,7 +117,9 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
         raise _provider_error(cause) from cause
     except Exception as exc:
         raise _provider_error(exc) from exc
-    return Reply(result, _raw_text(response), model.name, *_usage(response))
+    # Instructor returns an instance of a subclass it builds; hand back the plain result type.
+    plain = program.result_type.model_validate(result.model_dump())
+    return Reply(plain, _raw_text(response), model.name, *_usage(response))
 
 
 def _text_reply(
