@@ -8,11 +8,13 @@ that made them, and ``asyncio.run`` refuses to start inside a running loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["at_exit", "run_sync"]
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -42,3 +44,14 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except BaseException:
         future.cancel()  # Ctrl-C in the caller stops the work on the loop too
         raise
+
+
+def at_exit(cleanup: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run *cleanup()* on the shared loop when the interpreter exits (if the loop ran)."""
+
+    def run() -> None:
+        if _loop is not None and _loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(cleanup(), _loop).result(timeout=2)
+
+    atexit.register(run)

@@ -22,9 +22,11 @@ from instructor.core import InstructorRetryException  # noqa: E402
 from .._errors import InvalidReplyError, ProviderError, ValidationExhaustedError  # noqa: E402
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
+from ._portal import at_exit  # noqa: E402
 from ._types import Reply  # noqa: E402
 
 litellm.suppress_debug_info = True
+at_exit(litellm.close_litellm_async_clients)  # no "Unclosed client session" noise at exit
 # LiteLLM's own types trip a harmless Pydantic warning the first time a schema is built.
 warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)
 for _name in ("instructor", "LiteLLM", "httpx"):

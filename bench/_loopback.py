@@ -1,0 +1,52 @@
+"""A loopback server in a child process, so its CPU time never counts against the client.
+
+The child records every latency it sleeps, so a benchmark can compute the ideal time.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+from multiprocessing.connection import Connection
+
+
+def _serve(conn: Connection, median: float, sigma: float, seed: int) -> None:
+    from promptflow_dsl.testing import LoopbackServer
+
+    slept: list[float] = []
+
+    def latency(rng):  # type: ignore[no-untyped-def]
+        value = rng.lognormvariate(math.log(median), sigma) if median > 0 else 0.0
+        slept.append(value)
+        return value
+
+    with LoopbackServer(latency=latency, seed=seed) as server:
+        conn.send(server.api_base)
+        while (message := conn.recv()) != "stop":
+            if message == "take":
+                conn.send((sum(slept), len(slept)))
+                slept.clear()
+
+
+class ChildServer:
+    """``with ChildServer(median=0.3, sigma=0.8) as server: server.api_base; server.take()``"""
+
+    def __init__(self, *, median: float, sigma: float = 0.8, seed: int = 0) -> None:
+        self._parent, child = mp.Pipe()
+        self._process = mp.get_context("spawn").Process(
+            target=_serve, args=(child, median, sigma, seed), daemon=True
+        )
+
+    def __enter__(self) -> ChildServer:
+        self._process.start()
+        self.api_base: str = self._parent.recv()
+        return self
+
+    def take(self) -> tuple[float, int]:
+        """The latencies slept since the last take: their sum and count."""
+        self._parent.send("take")
+        return self._parent.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        self._parent.send("stop")
+        self._process.join(timeout=10)
