@@ -9,7 +9,8 @@
     ├── InvalidReplyError         the reply could not be turned into the result type
     │   ├── ParseError            a text parser found no result (carries the raw text)
     │   └── ValidationExhaustedError   structured output failed validation on every re-ask
-    └── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
+    ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
+    └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
 to do. API keys never appear in any message.
@@ -28,6 +29,7 @@ __all__ = [
     "ParseError",
     "PromptflowError",
     "ProviderError",
+    "RunAbortedError",
     "TemplateError",
     "ValidationExhaustedError",
 ]
@@ -110,3 +112,8 @@ class ProviderError(PromptflowError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+
+class RunAbortedError(PromptflowError):
+    """A run stopped early because its first calls nearly all failed (a wrong key, a wrong
+    model name, a server that is down), rather than spend its way through the dataset."""

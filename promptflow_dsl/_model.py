@@ -28,8 +28,9 @@ class Model:
 
     ``mode`` picks the decoding: ``None`` lets the technique and the provider decide;
     ``"text"`` sends a plain completion through the technique's parser; the others are
-    Instructor's structured modes. ``params`` holds any other LiteLLM argument
-    (``top_p``, ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
+    Instructor's structured modes. ``rpm`` and ``tpm`` cap requests and tokens per
+    minute for this model. ``params`` holds any other LiteLLM argument (``top_p``,
+    ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
     """
 
     name: str
@@ -40,6 +41,8 @@ class Model:
     mode: Mode | None = None
     timeout: float = 120.0
     max_validation_retries: int = 2
+    rpm: float | None = None
+    tpm: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @staticmethod

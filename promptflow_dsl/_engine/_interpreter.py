@@ -17,6 +17,7 @@ from .._errors import PromptflowError, ProviderError
 from .._model import Model
 from .._program import PromptProgram
 from ._cache import CachedReply, ReplyCache, cache_key
+from ._limits import estimate_tokens, limiter_for
 from ._offline import call_offline
 from ._types import Completion, Reply, Usage
 
@@ -48,7 +49,22 @@ async def _call_once(program: PromptProgram[Any], model: Model) -> Reply:
         return call_offline(program, model)
     from ._providers import call_provider  # LiteLLM is imported on the first real call
 
-    return await call_provider(program, model)
+    limiter = limiter_for(model.name, model.api_base, model.rpm, model.tpm)
+    max_tokens = model.max_tokens or program.params.get("max_tokens")
+    estimate = estimate_tokens(len(program.text()), max_tokens)
+    await limiter.acquire(estimate)
+    used, throttled, retry_after = None, False, None
+    try:
+        reply = await call_provider(program, model)
+        used = (reply.input_tokens or 0) + (reply.output_tokens or 0)
+        return reply
+    except ProviderError as exc:
+        throttled, retry_after = exc.status == 429, exc.retry_after
+        raise
+    finally:
+        await limiter.release(
+            estimated=estimate, used=used, throttled=throttled, retry_after=retry_after
+        )
 
 
 def _from_cache(program: PromptProgram[R], hit: CachedReply, started: float) -> Completion[R]:

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .._engine._run import RunContext
 from .._errors import PromptflowError
-from ._step import Contract, RunContext, Step
+from ._step import Contract, Step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -137,6 +138,7 @@ class Sample(Step):
     fraction: float | None = None
     seed: int = 0
     name: str = "sample"
+    row_wise = False  # a sample of a chunk is not a sample of the whole
 
     @property
     def contract(self) -> Contract:

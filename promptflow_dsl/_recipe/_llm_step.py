@@ -19,13 +19,13 @@ from .._engine._cache import cache_key
 from .._engine._driver import drive, total_usage
 from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
-from .._engine._progress import ProgressBar
+from .._engine._run import RunContext
 from .._engine._types import Completion
 from .._errors import InvalidReplyError, PromptflowError
 from .._model import Model
 from .._program import PromptProgram
 from .._schema import polars_schema
-from ._step import Contract, RunContext, Step
+from ._step import Contract, Step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -186,6 +186,8 @@ class TechniqueStep(Step):
             planned = programs[index]
             if not isinstance(planned, _RowCall):
                 return planned
+            if not run.budget_left():
+                return self._failure(run.stopped or "", "BudgetExhausted", 0, None)
             repeats: dict[str, int] = {}
 
             def call(program: PromptProgram[Any]) -> Awaitable[Completion[Any]]:
@@ -200,23 +202,23 @@ class TechniqueStep(Step):
             except PromptflowError as exc:
                 if run.on_error == "raise":
                     raise
+                run.check_early_stop(exc)
                 raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None
                 return self._failure(str(exc), type(exc).__name__, exc.attempts, raw)
+            run.check_early_stop(None)
             usage = total_usage(completions)
             run.record(usage)
             return Completion(result, completions[-1].raw_text, completions[-1].model_name, usage)
 
-        with ProgressBar(self.name, frame.height, enabled=run.progress) as bar:
+        bar = run.display.step(self.name)
+        bar.add_total(frame.height)
 
-            def tick(outcome: Completion[Any] | _RowFailure | None) -> None:
-                bar.advance(failed=isinstance(outcome, _RowFailure))
+        def tick(outcome: Completion[Any] | _RowFailure | None) -> None:
+            usage = outcome.usage if isinstance(outcome, Completion) else None
+            bar.advance(failed=isinstance(outcome, _RowFailure), usage=usage)
 
-            outcomes = await run_bounded(
-                range(frame.height),
-                one,
-                limit=min(run.max_concurrency, self.max_concurrency or run.max_concurrency),
-                on_result=tick,
-            )
+        limit = min(run.max_concurrency, self.max_concurrency or run.max_concurrency)
+        outcomes = await run_bounded(range(frame.height), one, limit=limit, on_result=tick)
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         import polars as pl
 

@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
+from .._engine._progress import ProgressDisplay
+from .._engine._run import RunContext
 from .._errors import CompositionError, MissingColumnError
 from .._model import Model
-from ._step import RunContext, Step
+from ._step import Step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -109,6 +111,26 @@ class RunSummary:
     output_tokens: int
     cost_usd: float
     elapsed_s: float
+    stopped: str | None = None
+
+    @classmethod
+    def of(
+        cls, run: RunContext, rows_in: int, rows_out: int, failures: int, elapsed: float
+    ) -> RunSummary:
+        """The summary of a run from its totals."""
+        totals = run.totals
+        return cls(
+            rows_in=rows_in,
+            rows_out=rows_out,
+            failures=failures,
+            calls=int(totals.get("calls", 0)),
+            cache_hits=int(totals.get("cache_hits", 0)),
+            input_tokens=int(totals.get("input_tokens", 0)),
+            output_tokens=int(totals.get("output_tokens", 0)),
+            cost_usd=float(totals.get("cost_usd", 0.0)),
+            elapsed_s=elapsed,
+            stopped=run.stopped,
+        )
 
     def __str__(self) -> str:
         return (
@@ -116,6 +138,7 @@ class RunSummary:
             f"{self.calls} calls, {self.cache_hits} cached; "
             f"{self.input_tokens} tokens in, {self.output_tokens} out, "
             f"${self.cost_usd:.4f}; {self.elapsed_s:.1f} s"
+            + (f"; stopped: {self.stopped}" if self.stopped else "")
         )
 
 
@@ -180,38 +203,43 @@ class Recipe:
         progress: bool | None = None,
         cache: bool | str | Path | ReplyCache = True,
         retry: RetryPolicy = DEFAULT_RETRY,
+        max_cost_usd: float | None = None,
     ) -> RunResult:
         """Run the recipe and return the output frame with the run's summary.
 
         ``cache``: True uses the default on-disk cache, False none, a path that file.
+        ``max_cost_usd``: once spent, no new call is issued; the rows left record why.
         """
         frame = as_frame(frame)
         self.check(frame.columns)
-        run = RunContext(
-            model=Model.coerce(model) if model is not None else None,
-            max_concurrency=max_concurrency,
-            on_error=on_error,
-            progress=progress,
-            cache=open_cache(cache),
-            retry=retry,
-        )
-        started = time.perf_counter()
-        out = frame
-        for step in self.steps:
-            out = await step.apply(out, run)
-        totals = run.totals
-        summary = RunSummary(
-            rows_in=frame.height,
-            rows_out=out.height,
-            failures=int(out["error"].is_not_null().sum()) if "error" in out.columns else 0,
-            calls=int(totals.get("calls", 0)),
-            cache_hits=int(totals.get("cache_hits", 0)),
-            input_tokens=int(totals.get("input_tokens", 0)),
-            output_tokens=int(totals.get("output_tokens", 0)),
-            cost_usd=float(totals.get("cost_usd", 0.0)),
-            elapsed_s=time.perf_counter() - started,
+        with ProgressDisplay(enabled=progress) as display:
+            run = RunContext(
+                model=Model.coerce(model) if model is not None else None,
+                max_concurrency=max_concurrency,
+                on_error=on_error,
+                cache=open_cache(cache),
+                retry=retry,
+                max_cost_usd=max_cost_usd,
+                display=display,
+            )
+            started = time.perf_counter()
+            out = await self.apply(frame, run)
+        failures = int(out["error"].is_not_null().sum()) if "error" in out.columns else 0
+        summary = RunSummary.of(
+            run, frame.height, out.height, failures, time.perf_counter() - started
         )
         return RunResult(out, summary)
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        """Apply every step in order within an existing run (the CLI runs chunks this way)."""
+        for step in self.steps:
+            frame = await step.apply(frame, run)
+        return frame
+
+    @property
+    def row_wise(self) -> bool:
+        """True if every row's output depends on that row alone, so chunks give the same result."""
+        return all(step.row_wise for step in self.steps)
 
     def execute(
         self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
@@ -232,8 +260,9 @@ class Recipe:
     ) -> pl.DataFrame:
         """Run the recipe and return the output frame.
 
-        Options: ``model`` (the default for steps without one), ``max_concurrency``
-        (calls in flight), ``on_error`` (``"record"`` keeps going, ``"raise"`` stops),
-        ``progress`` (``None``: a bar only on a terminal).
+        Options (see :meth:`aexecute`): ``model`` (the default for steps without one),
+        ``max_concurrency`` (calls in flight), ``on_error`` (``"record"`` keeps going,
+        ``"raise"`` stops), ``progress`` (``None``: a bar only on a terminal), ``cache``,
+        ``retry`` and ``max_cost_usd``.
         """
         return self.execute(frame, **options).frame

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .._engine._cache import ReplyCache
-from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
-from .._engine._types import Usage
-from .._model import Model
+from .._engine._run import RunContext
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,34 +34,12 @@ class Contract:
     keeps_only: tuple[str, ...] | None = None
 
 
-@dataclass
-class RunContext:
-    """What a run gives every step: the default model, the limits and the running totals."""
-
-    model: Model | None = None
-    max_concurrency: int = 16
-    on_error: str = "record"
-    progress: bool | None = None
-    cache: ReplyCache | None = None
-    retry: RetryPolicy = DEFAULT_RETRY
-    totals: dict[str, float] = field(default_factory=dict)
-
-    def record(self, usage: Usage) -> None:
-        """Add one completed call's usage to the run's totals."""
-        for key, amount in (
-            ("calls", usage.attempts),
-            ("cache_hits", int(usage.cache_hit)),
-            ("input_tokens", 0 if usage.cache_hit else usage.input_tokens or 0),
-            ("output_tokens", 0 if usage.cache_hit else usage.output_tokens or 0),
-            ("cost_usd", usage.cost_usd or 0.0),
-        ):
-            self.totals[key] = self.totals.get(key, 0) + amount
-
-
 class Step(ABC):
     """A recipe stage. Subclasses are frozen dataclasses with a ``name`` field."""
 
     name: str
+    row_wise: bool = True
+    """True if each output row depends on its input row alone (chunking changes nothing)."""
 
     @property
     @abstractmethod
@@ -77,7 +52,7 @@ class Step(ABC):
 
     def named(self: S, name: str) -> S:
         """The same step under another name (shown in reprs, progress and errors)."""
-        return dataclasses.replace(self, name=name)  # type: ignore[type-var]
+        return cast(S, dataclasses.replace(cast(Any, self), name=name))
 
     def then(self, other: Step | Recipe) -> Recipe:
         """A recipe of this step followed by *other*. ``a >> b`` is ``a.then(b)``."""
