@@ -10,8 +10,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ._recipe._recipe import RunSummary
 
 __all__ = ["main"]
 
@@ -59,9 +63,31 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 )
 @click.option("--limit", default=None, type=click.IntRange(min=0), help="Only the first N rows.")
 @click.option(
+    "--chunk-size",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows read, run and written at a time (memory stays bounded).",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Make every call afresh (the cache is on by default)."
+)
+@click.option(
+    "--max-cost-usd",
+    type=float,
+    default=None,
+    help="Stop issuing calls once this many dollars are spent.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Exit non-zero when more rows than this fail.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bar (default: on when stderr is a terminal).",
+    help="Progress bars (default: on when stderr is a terminal).",
 )
 @click.pass_context
 def run(
@@ -73,34 +99,119 @@ def run(
     api_base: str | None,
     max_concurrency: int,
     limit: int | None,
+    chunk_size: int,
+    no_cache: bool,  # noqa: FBT001
+    max_cost_usd: float | None,
+    max_failures: int | None,
     progress: bool | None,  # noqa: FBT001
 ) -> None:
-    """Run RECIPE_FILE over the input rows and write the output."""
-    from ._errors import PromptflowError
-    from ._io.frames import check_format, read_frame, write_frame
-    from ._io.recipes import load_recipe
-    from ._model import Model
+    """Run RECIPE_FILE over the input rows and write the output.
 
+    Rows are read, run and written a chunk at a time. A run that stops, even killed,
+    resumes when started again with the same arguments: finished chunks are on disk and
+    finished calls are in the cache.
+    """
+    from ._errors import PromptflowError
+
+    started = time.perf_counter()
     try:
-        check_format(output_path)  # fail before spending anything
-        recipe = load_recipe(recipe_file)
-        frame = read_frame(input_path, limit=limit)
-        chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
-        started = time.perf_counter()
-        result = recipe.execute(
-            frame, model=chosen, max_concurrency=max_concurrency, progress=progress
+        summary = _run(
+            recipe_file,
+            input_path,
+            output_path,
+            model,
+            api_base,
+            max_concurrency,
+            limit,
+            chunk_size,
+            no_cache,
+            max_cost_usd,
+            progress,
         )
-        write_frame(result.frame, output_path)
     except PromptflowError as exc:
         if ctx.obj["debug"]:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     elapsed = time.perf_counter() - started
-    click.echo(f"{recipe!r}: {result.summary}", err=True)
-    click.echo(f"wrote {result.frame.height} rows to {output_path} in {elapsed:.1f} s", err=True)
-    if result.summary.failures:
-        sys.exit(2 if result.summary.failures == result.frame.height else 0)
+    click.echo(f"{summary}", err=True)
+    click.echo(f"wrote {summary.rows_out} rows to {output_path} in {elapsed:.1f} s", err=True)
+    if summary.stopped:
+        click.echo(f"stopped: {summary.stopped}", err=True)
+    if summary.rows_out and summary.failures == summary.rows_out:
+        sys.exit(2)
+    if max_failures is not None and summary.failures > max_failures:
+        click.echo(
+            f"error: {summary.failures} rows failed, more than --max-failures {max_failures}",
+            err=True,
+        )
+        sys.exit(3)
+
+
+def _run(  # noqa: PLR0913 - the command's options, passed through
+    recipe_file: Path,
+    input_path: Path,
+    output_path: Path,
+    model: str,
+    api_base: str | None,
+    max_concurrency: int,
+    limit: int | None,
+    chunk_size: int,
+    no_cache: bool,  # noqa: FBT001
+    max_cost_usd: float | None,
+    progress: bool | None,  # noqa: FBT001
+) -> RunSummary:
+    import hashlib
+
+    from ._engine._cache import open_cache
+    from ._engine._portal import run_sync
+    from ._engine._progress import ProgressDisplay
+    from ._engine._run import RunContext
+    from ._errors import PromptflowError
+    from ._io.chunks import PartWriter, iter_chunks
+    from ._io.frames import check_format
+    from ._io.recipes import load_recipe
+    from ._model import Model
+    from ._recipe._recipe import RunSummary
+
+    check_format(output_path)  # fail before spending anything
+    if not input_path.is_file():
+        message = f"input file {input_path} does not exist"
+        raise PromptflowError(message)
+    recipe = load_recipe(recipe_file)
+    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
+    size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
+    stat = input_path.stat()
+    writer = PartWriter(
+        output_path,
+        {
+            "input": str(input_path.resolve()),
+            "input_bytes": stat.st_size,
+            "input_mtime_ns": stat.st_mtime_ns,
+            "limit": limit,
+            "chunk_size": size,
+            "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
+            "model": chosen.name,
+            "api_base": chosen.api_base,
+        },
+    )
+    started, rows_in = time.perf_counter(), 0
+    with ProgressDisplay(enabled=progress) as display:
+        run = RunContext(
+            model=chosen,
+            max_concurrency=max_concurrency,
+            cache=open_cache(not no_cache),
+            max_cost_usd=max_cost_usd,
+            display=display,
+        )
+        for index, chunk in enumerate(iter_chunks(input_path, size, limit=limit)):
+            if index == 0:
+                recipe.check(chunk.columns)  # a missing column fails before the first call
+            rows_in += chunk.height
+            if not writer.done(index):
+                writer.write(index, run_sync(recipe.apply(chunk, run)))
+    rows_out, failures = writer.finish()
+    return RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
 
 
 @main.command()
