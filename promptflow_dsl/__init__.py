@@ -24,6 +24,7 @@ from ._errors import (  # noqa: E402
     ParseError,
     PromptflowError,
     ProviderError,
+    RunAbortedError,
     TemplateError,
     ValidationExhaustedError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "Recipe",
     "ReplyCache",
     "RetryPolicy",
+    "RunAbortedError",
     "RunResult",
     "RunSummary",
     "Step",

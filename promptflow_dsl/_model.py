@@ -28,7 +28,9 @@ class Model:
 
     ``mode`` picks the decoding: ``None`` lets the technique and the provider decide;
     ``"text"`` sends a plain completion through the technique's parser; the others are
-    Instructor's structured modes. ``rpm`` and ``tpm`` cap requests and tokens per
+    Instructor's structured modes. ``max_validation_retries`` bounds the re-asks after a
+    reply fails validation, and ``validation_token_budget`` the tokens one row may spend on
+    them (each re-ask resends the conversation). ``rpm`` and ``tpm`` cap requests and tokens per
     minute for this model. ``params`` holds any other LiteLLM argument (``top_p``,
     ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
     """
@@ -41,6 +43,7 @@ class Model:
     mode: Mode | None = None
     timeout: float = 120.0
     max_validation_retries: int = 2
+    validation_token_budget: int | None = None
     rpm: float | None = None
     tpm: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)

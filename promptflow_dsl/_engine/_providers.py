@@ -106,6 +106,7 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
             messages=messages,
             response_model=program.result_type,
             max_retries=model.max_validation_retries,
+            token_budget=model.validation_token_budget,
             **kwargs,
         )
     except InvalidReplyError:
@@ -167,8 +168,10 @@ def _provider_error(exc: BaseException) -> ProviderError:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    # LiteLLM keeps the provider's headers here; its own `response` is rebuilt without them.
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
     value = headers.get("retry-after") if headers is not None else None
     try:
         return float(value) if value is not None else None

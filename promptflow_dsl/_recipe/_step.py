@@ -12,7 +12,7 @@ from .._engine._run import RunContext
 if TYPE_CHECKING:
     import polars as pl
 
-    from ._recipe import Recipe
+    from ._recipe import Recipe, RunResult
 
 __all__ = ["Contract", "RunContext", "Step"]
 
@@ -67,6 +67,12 @@ class Step(ABC):
         from ._recipe import Recipe
 
         return Recipe((self,)).run(frame, **options)
+
+    def execute(self, frame: Any, **options: Any) -> RunResult:
+        """Run this step alone; return the frame and the summary (see :meth:`Recipe.execute`)."""
+        from ._recipe import Recipe
+
+        return Recipe((self,)).execute(frame, **options)
 
     def __repr__(self) -> str:
         return self.name
