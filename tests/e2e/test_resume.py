@@ -1,0 +1,89 @@
+"""A run killed with SIGKILL halfway resumes: no finished call is made again, same output."""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+
+from promptflow_dsl.testing import LoopbackServer
+
+RECIPE = "from promptflow_dsl import text_generation\nrecipe = text_generation.step()\n"
+
+
+def command(recipe, source, output, server, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "promptflow_dsl",
+        "run",
+        str(recipe),
+        "-i",
+        str(source),
+        "-o",
+        str(output),
+        "--model",
+        "openai/loopback",
+        "--api-base",
+        server.api_base,
+        "--max-concurrency",
+        "4",
+        "--chunk-size",
+        "30",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_kill_and_resume(tmp_path):
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(RECIPE)
+    source = tmp_path / "questions.jsonl"
+    source.write_text(
+        "".join(json.dumps({"instruction": f"Question number {i}?"}) + "\n" for i in range(120))
+    )
+    env = {
+        **os.environ,
+        "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"),
+        "OPENAI_API_KEY": "sk-test",
+    }
+    with LoopbackServer(latency=0.04) as server:
+        output = tmp_path / "out.parquet"
+        run = subprocess.Popen(
+            command(recipe, source, output, server), env=env, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while server.stats.requests < 50 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        before = server.stats.requests
+        assert 50 <= before < 120, "the run was not killed halfway"
+        assert (tmp_path / "out.parquet.parts").is_dir() and not output.exists()
+
+        resumed = subprocess.run(
+            command(recipe, source, output, server), env=env, capture_output=True, text=True
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        texts = collections.Counter(r.text for r in server.requests)
+        repeated = sum(n - 1 for n in texts.values())
+        assert (
+            len(texts) == 120 and repeated <= 4
+        )  # only calls in flight at the kill were made again
+
+        fresh = tmp_path / "fresh.parquet"
+        straight = subprocess.run(
+            command(recipe, source, fresh, server, "--no-cache"),
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert straight.returncode == 0, straight.stderr
+    resumed_frame, fresh_frame = pl.read_parquet(output), pl.read_parquet(fresh)
+    assert resumed_frame.drop("usage").equals(fresh_frame.drop("usage"))
+    assert resumed_frame.height == 120 and resumed_frame["error"].is_null().all()
+    assert not (tmp_path / "out.parquet.parts").exists()

@@ -1,0 +1,121 @@
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from pydantic import BaseModel
+
+from promptflow_dsl import Model, ReplyCache, self_instruct, text_generation
+from promptflow_dsl._engine._cache import CachedReply, cache_key
+
+PROGRAM = self_instruct.program("Tides follow the moon.", num_instructions=3)
+MODEL = Model("openai/gpt-4o-mini", temperature=0.2, api_base="http://127.0.0.1:1/v1")
+KEY = cache_key(PROGRAM, MODEL)
+
+
+class Other(BaseModel):
+    instructions: list[int]
+
+
+@pytest.mark.parametrize(
+    ("program", "model", "sample"),
+    [
+        (PROGRAM, Model("openai/gpt-4o", temperature=0.2, api_base=MODEL.api_base), 0),
+        (PROGRAM, MODEL.replace(api_base="http://127.0.0.1:2/v1"), 0),
+        (PROGRAM, MODEL.replace(temperature=0.3), 0),
+        (PROGRAM, MODEL.replace(params={"top_p": 0.5}), 0),
+        (PROGRAM, MODEL.replace(mode="json"), 0),
+        (PROGRAM, MODEL, 1),
+        (self_instruct.program("Tides follow the moon!", num_instructions=3), MODEL, 0),
+        (self_instruct.program("Tides follow the moon.", num_instructions=4), MODEL, 0),
+        (text_generation.program("Tides follow the moon."), MODEL, 0),
+        (PROGRAM.__class__(Other, messages=PROGRAM.messages), MODEL, 0),
+    ],
+)
+def test_a_change_in_any_key_part_misses(program, model, sample):
+    assert cache_key(program, model, sample) != KEY
+
+
+def test_unrelated_changes_hit():
+    assert cache_key(PROGRAM, MODEL.replace(api_key="sk-other", timeout=5, rpm=10)) == KEY
+    assert (
+        cache_key(self_instruct.program("Tides follow the moon.", num_instructions=3), MODEL) == KEY
+    )
+
+
+def test_keys_are_stable_across_processes_and_hash_seeds():
+    code = textwrap.dedent(
+        """
+        from promptflow_dsl import Model, self_instruct
+        from promptflow_dsl._engine._cache import cache_key
+        program = self_instruct.program("Tides follow the moon.", num_instructions=3)
+        print(cache_key(program, Model("openai/gpt-4o-mini", temperature=0.2, api_base="http://127.0.0.1:1/v1")))
+        """
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2", "random")
+    }
+    assert keys == {KEY}
+
+
+def test_api_key_never_reaches_the_cache_file(tmp_path):
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    cache.put(
+        cache_key(PROGRAM, MODEL.replace(api_key="sk-live-secret")),
+        CachedReply("raw", "{}", "m", 1, 1, 0.0),
+    )
+    cache.close()
+    assert b"sk-live-secret" not in (tmp_path / "c.sqlite").read_bytes()
+
+
+def test_a_changed_parser_rereads_the_stored_text(tmp_path, monkeypatch):
+    from promptflow_dsl._engine import _interpreter
+    from promptflow_dsl._engine._cache import ReplyCache as Cache
+
+    cache = Cache(tmp_path / "c.sqlite")
+    program = text_generation.program("Q?")
+    model = Model("openai/x", api_base="http://127.0.0.1:9/v1")
+    cache.put(
+        cache_key(program, model),
+        CachedReply(
+            "  stored text  ", '{"generation": "old"}', "openai/x", 3, 4, 0.1, via_text=True
+        ),
+    )
+    import asyncio
+
+    completion = asyncio.run(_interpreter.interpret(program, model, cache=cache))
+    assert completion.result.generation == "stored text"  # parsed now, from the raw reply
+    assert completion.usage.cache_hit and completion.usage.attempts == 0
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from promptflow_dsl import ReplyCache
+    from promptflow_dsl._engine._cache import CachedReply
+    cache = ReplyCache(sys.argv[1])
+    for i in range(400):
+        cache.put(f"{sys.argv[2]}-{i}", CachedReply("raw" * 50, '{"a": 1}', "m", i, i, 0.0))
+    """
+)
+
+
+def test_two_processes_writing_one_cache_do_not_corrupt_it(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), name]) for name in ("a", "b")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert len(ReplyCache(path)) == 800
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
