@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,13 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["dtype_of", "polars_schema"]
+__all__ = ["dtype_of", "json_schema", "polars_schema"]
+
+
+@functools.cache
+def json_schema(result_type: type[BaseModel]) -> dict[str, Any]:
+    """The result type's JSON schema, built once per type (treat it as read-only)."""
+    return result_type.model_json_schema()
 
 
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from .._model import Model
 from .._program import PromptProgram
+from .._schema import json_schema
 
 __all__ = ["CachedReply", "ReplyCache", "cache_key", "default_cache_path", "open_cache"]
 
@@ -50,7 +51,7 @@ def cache_key(program: PromptProgram[Any], model: Model, sample: int = 0) -> str
         "params": {**program.params, **model.call_params()},
         "messages": list(program.messages),
         "prompt": program.prompt,
-        "schema": program.result_type.model_json_schema(),
+        "schema": json_schema(program.result_type),
         "mode": model.mode or "auto",
         "decoding": program.decoding,
         "sample": sample,

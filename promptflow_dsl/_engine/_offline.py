@@ -14,6 +14,7 @@ from typing import Any
 from .._fabricate import fabricate
 from .._model import Model
 from .._program import PromptProgram
+from .._schema import json_schema
 from ._types import Reply
 
 __all__ = ["OFFLINE_MODEL_NAME", "call_offline"]
@@ -28,7 +29,7 @@ def _seed(text: str) -> int:
 def call_offline(program: PromptProgram[Any], model: Model) -> Reply:
     """Fabricate a result for the program, as a call to a real model would return it."""
     context = program.text()
-    schema = program.result_type.model_json_schema()
+    schema = json_schema(program.result_type)
     value = fabricate(schema, seed=_seed(context), context=program.subject or context)
     result = program.result_type.model_validate(value)
     raw = result.model_dump_json()

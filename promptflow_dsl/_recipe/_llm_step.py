@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from .._engine._cache import cache_key
-from .._engine._driver import drive, total_usage
+from .._engine._driver import drive, single, total_usage
 from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._run import RunContext
@@ -196,7 +196,11 @@ class TechniqueStep(Step):
                 sample = samples[index] + _REPEAT_STRIDE * seen
                 return interpret(program, model, cache=run.cache, sample=sample, retry=run.retry)
 
-            sequence = self.technique.sequence(*planned.args, **planned.kwargs)
+            sequence = (
+                self.technique.sequence(*planned.args, **planned.kwargs)
+                if self.technique.is_sequence
+                else single(planned.first)  # already built: no need to build it twice
+            )
             try:
                 result, completions = await drive(sequence, call)
             except PromptflowError as exc:
