@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import enum
-import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -26,10 +25,14 @@ if TYPE_CHECKING:
 __all__ = ["dtype_of", "json_schema", "polars_schema"]
 
 
-@functools.cache
+_JSON_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
 def json_schema(result_type: type[BaseModel]) -> dict[str, Any]:
     """The result type's JSON schema, built once per type (treat it as read-only)."""
-    return result_type.model_json_schema()
+    if result_type not in _JSON_SCHEMAS:
+        _JSON_SCHEMAS[result_type] = result_type.model_json_schema()
+    return _JSON_SCHEMAS[result_type]
 
 
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:

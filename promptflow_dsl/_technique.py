@@ -81,7 +81,7 @@ class Technique(Generic[R]):
         return f"<technique {self.name}{self.signature}>"
 
     def __reduce__(self) -> str:
-        return self.__qualname__  # pickled by reference, like the function it wraps
+        return self._build.__qualname__  # pickled by reference, like the function it wraps
 
     @property
     def summary(self) -> str:
@@ -114,18 +114,25 @@ class Technique(Generic[R]):
         built = self._build(*bound.args, **bound.kwargs)
         if isinstance(built, PromptProgram):
             return built
-        subject = " ".join(v for v in bound.arguments.values() if isinstance(v, str))
-        common = {
-            "subject": subject,
-            "result_type": self.result_type,
-            "parser": self.parser,
-            "formatter": self.formatter,
-            "params": self.params,
-        }
+        messages: tuple[Message, ...] = ()
+        prompt: str | None = None
         if isinstance(built, str):
-            return PromptProgram(prompt=built, decoding="text", **common)
-        messages = tuple(Message(role=m["role"], content=m["content"]) for m in built)
-        return PromptProgram(messages=messages, decoding=self.decoding, **common)
+            prompt = built
+        else:
+            prompt, messages = (
+                None,
+                tuple(Message(role=m["role"], content=m["content"]) for m in built),
+            )
+        return PromptProgram(
+            self.result_type,
+            messages=messages,
+            prompt=prompt,
+            parser=self.parser,
+            formatter=self.formatter,
+            decoding="text" if prompt is not None else self.decoding,
+            params=self.params,
+            subject=" ".join(v for v in bound.arguments.values() if isinstance(v, str)),
+        )
 
     def render(self, *inputs: Any, **attributes: Any) -> list[Message] | str:
         """The messages (or raw prompt) that would be sent, with no call."""

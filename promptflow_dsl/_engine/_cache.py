@@ -104,7 +104,10 @@ class ReplyCache:
                 " FROM replies WHERE key = ?",
                 (key,),
             ).fetchone()
-        return CachedReply(*row[:6], via_text=bool(row[6])) if row else None
+        if row is None:
+            return None
+        raw, result, model, tokens_in, tokens_out, cost, via_text = row
+        return CachedReply(raw, result, model, tokens_in, tokens_out, cost, via_text=bool(via_text))
 
     def put(self, key: str, reply: CachedReply) -> None:
         """Store a reply (committed at once)."""

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from .._errors import PromptflowError, ProviderError
 from .._model import Model
 from .._program import PromptProgram
@@ -23,7 +25,7 @@ from ._types import Completion, Reply, Usage
 
 __all__ = ["RetryPolicy", "interpret"]
 
-R = TypeVar("R")
+R = TypeVar("R", bound=BaseModel)
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,7 @@ def _structured_schema(request: RecordedRequest) -> dict[str, Any] | None:
         return parameters
     response_format = body.get("response_format")
     kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if kind == "json_schema":
+    if kind == "json_schema" and isinstance(response_format, dict):
         schema = (response_format.get("json_schema") or {}).get("schema")
         if isinstance(schema, dict):
             return schema
