@@ -117,9 +117,9 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
             raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None
             message = f"reply failed validation as {program.result_type.__name__}: {exc}"
             raise ValidationExhaustedError(message, raw_text=raw, attempts=exc.n_attempts) from exc
-        raise _provider_error(cause) from cause
+        raise _provider_error(cause, model) from cause
     except Exception as exc:
-        raise _provider_error(exc) from exc
+        raise _provider_error(exc, model) from exc
     # Instructor returns an instance of a subclass it builds; hand back the plain result type.
     plain = program.result_type.model_validate(result.model_dump())
     return Reply(plain, _raw_text(response), model.name, *_usage(response))
@@ -153,7 +153,7 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
     return tokens_in, tokens_out, cost
 
 
-def _provider_error(exc: BaseException) -> ProviderError:
+def _provider_error(exc: BaseException, model: Model) -> ProviderError:
     status = getattr(exc, "status_code", None)
     timed_out = isinstance(exc, (litellm.Timeout, TimeoutError))
     connection = isinstance(exc, litellm.APIConnectionError)
@@ -161,9 +161,11 @@ def _provider_error(exc: BaseException) -> ProviderError:
     retry_after = _retry_after(exc)
     kind = type(exc).__name__
     text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")
+    while text.startswith(f"{kind}: "):  # LiteLLM repeats the class name in its messages
+        text = text[len(kind) + 2 :]
     message = f"{kind}: {text}"[:500]
     if status == 401 or isinstance(exc, litellm.AuthenticationError):
-        message += " Check the API key for this provider (the environment variable it expects)."
+        message += f" Check the API key: {_key_hint(model)}"
     return ProviderError(message, status=status, transient=transient, retry_after=retry_after)
 
 
@@ -177,3 +179,33 @@ def _retry_after(exc: BaseException) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "huggingface": "HF_TOKEN",
+    "gemini": "GEMINI_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "azure": "AZURE_API_KEY",
+}
+
+
+def _key_hint(model: Model) -> str:
+    """Which environment variable the provider reads its key from."""
+    provider = provider_of(model.name)
+    name = _KEY_VARIABLES.get(provider)
+    if name is None:
+        try:
+            missing = litellm.validate_environment(model.name).get("missing_keys") or []
+        except Exception:  # an unknown provider: say what we can
+            missing = []
+        name = next(
+            (m for m in missing if "KEY" in m or "TOKEN" in m), f"{provider.upper()}_API_KEY"
+        )
+    return f"set {name}, or pass Model(..., api_key=...)."

@@ -126,7 +126,7 @@ def test_api_key_never_appears_in_errors():
         )
     assert "sk-test-key" not in str(info.value) and "sk-test-key" not in repr(info.value)
     assert "sk-test-key" not in str(out.to_dicts())
-    assert "API key" in str(info.value)
+    assert "API key" in str(info.value) and "OPENAI_API_KEY" in str(info.value)
 
 
 def test_missing_column_fails_before_the_first_call(loopback_server):
