@@ -146,11 +146,14 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
     usage = getattr(response, "usage", None)
     tokens_in = getattr(usage, "prompt_tokens", None)
     tokens_out = getattr(usage, "completion_tokens", None)
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if "response_cost" in hidden:  # LiteLLM priced the reply already: don't do it twice
+        cost = hidden["response_cost"]
+        return tokens_in, tokens_out, float(cost) if cost is not None else None
     try:
-        cost: float | None = float(litellm.completion_cost(completion_response=response))
+        return tokens_in, tokens_out, float(litellm.completion_cost(completion_response=response))
     except Exception:  # LiteLLM raises for models missing from its price map
-        cost = None
-    return tokens_in, tokens_out, cost
+        return tokens_in, tokens_out, None
 
 
 def _provider_error(exc: BaseException, model: Model) -> ProviderError:
