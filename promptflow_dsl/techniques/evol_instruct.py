@@ -32,7 +32,7 @@ from .._engine._driver import Sequence
 from .._errors import ParseError
 from .._program import Message, PromptProgram
 from .._technique import technique
-from .text_generation import Generation, parse_generation
+from .text_generation import text_generation
 
 __all__ = [
     "COPIED_PHRASES",
@@ -228,17 +228,6 @@ def _rewrite(instruction: str, template: str) -> PromptProgram[Rewrite]:
     )
 
 
-def _answer(instruction: str) -> PromptProgram[Generation]:
-    return PromptProgram(
-        Generation,
-        messages=(Message(role="user", content=instruction),),
-        parser=parse_generation,
-        formatter=lambda g: g.generation,
-        decoding="text",
-        subject=instruction,
-    )
-
-
 def _equality(first: str, second: str) -> PromptProgram[EqualityVerdict]:
     return PromptProgram(
         EqualityVerdict,
@@ -292,7 +281,7 @@ def evol_instruct(
             verdict = yield _equality(current, evolved)
             failed = "no_information_gain" if verdict.equal else None
         if eliminate and failed is None:
-            answer = (yield _answer(evolved)).generation
+            answer = (yield text_generation.program(evolved)).generation
             failed = elimination_rule(evolved, answer)
         eliminations.append(failed)
         if failed is None:
@@ -304,7 +293,7 @@ def evol_instruct(
     if generate_answers:
         for i, (text, answer) in enumerate(zip(stored, stored_answers, strict=True)):
             if answer is None and (store_evolutions or i == len(stored) - 1):
-                stored_answers[i] = (yield _answer(text)).generation
+                stored_answers[i] = (yield text_generation.program(text)).generation
     return EvolvedInstruction(
         evolved_instruction=current,
         evolved_instructions=stored if store_evolutions else None,
