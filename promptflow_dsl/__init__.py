@@ -30,6 +30,7 @@ from ._errors import (  # noqa: E402
 )
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
+from ._recipe._dedup import dedup_rouge_l  # noqa: E402
 from ._recipe._frame_steps import (  # noqa: E402
     choose,
     conversation,
@@ -88,6 +89,7 @@ __all__ = [
     "choose",
     "conversation",
     "dataset_instruction_response",
+    "dedup_rouge_l",
     "drop",
     "evol_instruct",
     "explode",

@@ -1,0 +1,108 @@
+"""``dedup_rouge_l``: drop rows whose text is a near-duplicate (ROUGE-L) of an earlier one.
+
+>>> import polars as pl
+>>> texts = ["Write a poem about the sea.", "Write a poem about seas."]
+>>> dedup_rouge_l().run(pl.DataFrame({"instruction": texts}))["instruction"].to_list()
+['Write a poem about the sea.']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._engine._run import RunContext
+from .._rouge import judge
+from ._step import Contract, Step
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["DedupRougeL", "dedup_rouge_l"]
+
+
+@dataclass(frozen=True, repr=False)
+class DedupRougeL(Step):
+    """Rows checked in order against ``against``, the pool, and the rows kept before them."""
+
+    column: str
+    threshold: float
+    against: tuple[str, ...] = field(hash=False)
+    top_k: int
+    name: str = "dedup_rouge_l"
+    row_wise = False  # each row is judged against the rows before it
+
+    @property
+    def contract(self) -> Contract:
+        return Contract(
+            needs=frozenset({self.column}), adds=("most_similar", "avg_similarity_score")
+        )
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        import polars as pl
+
+        texts = frame[self.column].to_list()
+        judged = (
+            frame["avg_similarity_score"].is_not_null().to_list()
+            if "avg_similarity_score" in frame.columns
+            else [False] * frame.height
+        )
+        pool = [t for t, done in zip(texts, judged, strict=True) if done and t is not None]
+        todo = [
+            i
+            for i, (t, done) in enumerate(zip(texts, judged, strict=True))
+            if not done and t is not None
+        ]
+        verdicts = dict(
+            zip(
+                todo,
+                judge(
+                    [texts[i] for i in todo],
+                    self.against,
+                    threshold=self.threshold,
+                    top_k=self.top_k,
+                    pool=pool,
+                ),
+                strict=True,
+            )
+        )
+        keep = [not (i in verdicts and not verdicts[i].kept) for i in range(frame.height)]
+        closest = [
+            [{"text": t, "score": s} for t, s in verdicts[i].most_similar]
+            if i in verdicts and verdicts[i].kept
+            else None
+            for i in range(frame.height)
+        ]
+        average = [
+            verdicts[i].avg_similarity_score if i in verdicts else None for i in range(frame.height)
+        ]
+        columns = [
+            pl.Series(
+                "most_similar",
+                closest,
+                dtype=pl.List(pl.Struct({"text": pl.String, "score": pl.Float64})),
+            ),
+            pl.Series("avg_similarity_score", average, dtype=pl.Float64),
+        ]
+        # Rows judged in an earlier round keep their own scores.
+        updated = frame.with_columns(
+            pl.coalesce(column, frame[column.name]) if column.name in frame.columns else column
+            for column in columns
+        )
+        return updated.filter(pl.Series(keep))
+
+
+def dedup_rouge_l(
+    column: str = "instruction",
+    *,
+    threshold: float = 0.7,
+    against: Sequence[str] = (),
+    top_k: int = 10,
+) -> DedupRougeL:
+    """Keep a row only if its ROUGE-L F-measure against *against* and every kept row before
+    it is at most *threshold* (the Self-Instruct paper's filter). Kept rows get
+    ``most_similar`` (the *top_k* closest texts with scores) and ``avg_similarity_score``;
+    rows that already have a score are the pool and are not judged again.
+    """
+    return DedupRougeL(column, threshold, tuple(against), top_k)
