@@ -13,9 +13,10 @@ the result type, how text decodes into it, and the technique's decoding defaults
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -73,9 +74,22 @@ class PromptProgram(Generic[R]):
             return self.prompt
         return "\n".join(m["content"] for m in self.messages)
 
-    def parse(self, text: str) -> R:
-        """Decode a text reply with the technique's parser."""
+    def parse(self, text: str, *, truncated: bool = False) -> R:
+        """Decode a text reply with the technique's parser.
+
+        *truncated* says the reply was cut off by the length limit; parsers that take a
+        ``truncated`` keyword decide what that means (the bootstrap parser drops it all).
+        """
         if self.parser is None:
             message = f"{self.result_type.__name__} has no text parser; use a structured mode"
             raise ParseError(message, raw_text=text, expected="a structured reply")
+        if truncated and _takes_truncated(self.parser):
+            return cast("Callable[..., R]", self.parser)(text, truncated=True)
         return self.parser(text)
+
+
+def _takes_truncated(parser: Callable[..., Any]) -> bool:
+    try:
+        return "truncated" in inspect.signature(parser).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False

@@ -138,12 +138,15 @@ class Technique(Generic[R]):
         """The messages (or raw prompt) that would be sent, with no call."""
         return self.program(*inputs, **attributes).render()
 
-    def parse(self, text: str) -> R:
-        """Read a result out of raw model text with the technique's pure parser."""
+    def parse(self, text: str, **options: Any) -> R:
+        """Read a result out of raw model text with the technique's pure parser.
+
+        *options* go to the parser (``bootstrap_instructions.parse(text, faithful=True)``).
+        """
         if self.parser is None:
             message = f"{self.name} has no text parser"
             raise ParseError(message, raw_text=text, expected="a structured reply")
-        return self.parser(text)
+        return self.parser(text, **options)
 
     def format(self, result: R) -> str:
         """Write a result as the text its parser reads (the parser's inverse)."""

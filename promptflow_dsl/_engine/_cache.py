@@ -71,6 +71,7 @@ class CachedReply:
     output_tokens: int | None
     cost_usd: float | None
     via_text: bool = False
+    truncated: bool = False
 
 
 class ReplyCache:
@@ -89,6 +90,7 @@ class ReplyCache:
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, raw_text TEXT,"
             " result_json TEXT NOT NULL, model_name TEXT NOT NULL, input_tokens INTEGER,"
             " output_tokens INTEGER, cost_usd REAL, via_text INTEGER NOT NULL,"
+            " truncated INTEGER NOT NULL,"
             " created REAL DEFAULT (julianday('now')))"
         )
 
@@ -100,21 +102,25 @@ class ReplyCache:
         with self._lock:
             row = self._db.execute(
                 "SELECT raw_text, result_json, model_name, input_tokens, output_tokens, cost_usd,"
-                " via_text"
+                " via_text, truncated"
                 " FROM replies WHERE key = ?",
                 (key,),
             ).fetchone()
         if row is None:
             return None
-        raw, result, model, tokens_in, tokens_out, cost, via_text = row
-        return CachedReply(raw, result, model, tokens_in, tokens_out, cost, via_text=bool(via_text))
+        raw, result, model, tokens_in, tokens_out, cost, via_text, truncated = row
+        return CachedReply(
+            raw, result, model, tokens_in, tokens_out, cost,
+            via_text=bool(via_text), truncated=bool(truncated),
+        )  # fmt: skip
 
     def put(self, key: str, reply: CachedReply) -> None:
         """Store a reply (committed at once)."""
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO replies (key, raw_text, result_json, model_name,"
-                " input_tokens, output_tokens, cost_usd, via_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " input_tokens, output_tokens, cost_usd, via_text, truncated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     reply.raw_text,
@@ -124,6 +130,7 @@ class ReplyCache:
                     reply.output_tokens,
                     reply.cost_usd,
                     reply.via_text,
+                    reply.truncated,
                 ),
             )
 

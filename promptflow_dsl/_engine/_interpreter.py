@@ -71,7 +71,8 @@ async def _call_once(program: PromptProgram[Any], model: Model) -> Reply:
 
 def _from_cache(program: PromptProgram[R], hit: CachedReply, started: float) -> Completion[R]:
     if hit.via_text and hit.raw_text is not None:
-        result = program.parse(hit.raw_text)  # the current parser reads the stored text
+        # The current parser reads the stored text.
+        result = program.parse(hit.raw_text, truncated=hit.truncated)
     else:
         result = program.result_type.model_validate_json(hit.result_json)
     usage = Usage(
@@ -140,4 +141,5 @@ def _to_cache(reply: Reply) -> CachedReply:
         reply.output_tokens,
         reply.cost_usd,
         via_text=reply.via_text,
+        truncated=reply.truncated,
     )

@@ -129,7 +129,9 @@ def _text_reply(
     program: PromptProgram[Any], response: Any, text: str | None, model: Model
 ) -> Reply:
     raw = text or ""
-    return Reply(program.parse(raw), raw, model.name, *_usage(response), via_text=True)
+    truncated = getattr(response.choices[0], "finish_reason", None) == "length"
+    result = program.parse(raw, truncated=truncated)
+    return Reply(result, raw, model.name, *_usage(response), via_text=True, truncated=truncated)
 
 
 def _raw_text(response: Any) -> str | None:

@@ -21,6 +21,7 @@ class Reply:
     output_tokens: int | None
     cost_usd: float | None
     via_text: bool = False
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
