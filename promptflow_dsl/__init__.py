@@ -41,7 +41,9 @@ from ._recipe._frame_steps import (  # noqa: E402
     sample,
     select,
 )
+from ._recipe._loop import extend, repeat_until  # noqa: E402
 from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
+from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
 from ._recipe._step import Contract, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
 from .pipelines import dataset_instruction_response  # noqa: E402
@@ -49,7 +51,9 @@ from .techniques import (  # noqa: E402
     EvolvedInstruction,
     Generation,
     InstructionList,
+    NewInstructions,
     UserAssistantPair,
+    bootstrap_instructions,
     evol_instruct,
     genstruct,
     self_instruct,
@@ -69,6 +73,7 @@ __all__ = [
     "MissingColumnError",
     "Mode",
     "Model",
+    "NewInstructions",
     "OFFLINE_MODEL",
     "ParseError",
     "PromptProgram",
@@ -86,6 +91,7 @@ __all__ = [
     "Usage",
     "UserAssistantPair",
     "ValidationExhaustedError",
+    "bootstrap_instructions",
     "choose",
     "conversation",
     "dataset_instruction_response",
@@ -93,10 +99,13 @@ __all__ = [
     "drop",
     "evol_instruct",
     "explode",
+    "extend",
     "filter",
     "genstruct",
     "rename",
+    "repeat_until",
     "sample",
+    "sample_bootstrap_prompts",
     "select",
     "self_instruct",
     "technique",

@@ -152,7 +152,7 @@ class ReplyCache:
 _open: dict[Path, ReplyCache] = {}
 
 
-def open_cache(cache: bool | str | Path | ReplyCache) -> ReplyCache | None:
+def open_cache(cache: bool | str | Path | ReplyCache) -> ReplyCache | None:  # noqa: FBT001
     """The cache a run asked for: True the default one, False none, a path that file.
 
     Caches are opened once per process and shared.

@@ -30,6 +30,7 @@ class RunContext:
     display: ProgressDisplay = field(default_factory=lambda: ProgressDisplay(enabled=False))
     totals: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None  # why the run stopped issuing calls, if it did
+    round: int = 0  # the round of the innermost repeat_until (seeds sampling steps)
     _outcomes: int = 0
     _provider_failures: int = 0
 

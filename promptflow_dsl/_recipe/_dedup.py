@@ -30,6 +30,7 @@ class DedupRougeL(Step):
     threshold: float
     against: tuple[str, ...] = field(hash=False)
     top_k: int
+    candidates: pl.Expr | None = field(default=None, hash=False, compare=False)
     name: str = "dedup_rouge_l"
     row_wise = False  # each row is judged against the rows before it
 
@@ -44,10 +45,13 @@ class DedupRougeL(Step):
 
         texts = frame[self.column].to_list()
         judged = (
-            frame["avg_similarity_score"].is_not_null().to_list()
+            frame["avg_similarity_score"].is_not_null()
             if "avg_similarity_score" in frame.columns
-            else [False] * frame.height
+            else pl.repeat(False, frame.height, eager=True)
         )
+        if self.candidates is not None:  # rows that are not candidates are the pool
+            judged = judged | ~frame.select(self.candidates.fill_null(False)).to_series()
+        judged = judged.to_list()
         pool = [t for t, done in zip(texts, judged, strict=True) if done and t is not None]
         todo = [
             i
@@ -99,10 +103,12 @@ def dedup_rouge_l(
     threshold: float = 0.7,
     against: Sequence[str] = (),
     top_k: int = 10,
+    candidates: pl.Expr | None = None,
 ) -> DedupRougeL:
     """Keep a row only if its ROUGE-L F-measure against *against* and every kept row before
     it is at most *threshold* (the Self-Instruct paper's filter). Kept rows get
     ``most_similar`` (the *top_k* closest texts with scores) and ``avg_similarity_score``;
-    rows that already have a score are the pool and are not judged again.
+    rows that already have a score are the pool and are not judged again, and so are the
+    rows outside *candidates* (a Polars expression), when it is given.
     """
-    return DedupRougeL(column, threshold, tuple(against), top_k)
+    return DedupRougeL(column, threshold, tuple(against), top_k, candidates)

@@ -170,10 +170,10 @@ class Choose(Step):
 
         names = sorted(self.options)
         # A seeded hash of the row's text, so the pick never depends on row order or timing.
-        text = [c for c, t in frame.schema.items() if t == pl.String and c != "model_name"]
+        content = [c for c in frame.columns if c not in ("model_name", "usage", "error")]
         picks = [
             int(hashlib.sha256(f"{self.seed}\x1f{row}".encode()).hexdigest(), 16) % len(names)
-            for row in frame.select(text).iter_rows()
+            for row in frame.select(content).iter_rows()
         ]
         keys = [names[i] for i in picks]
         columns = [pl.Series(self.into, [self.options[k] for k in keys], dtype=pl.String)]
