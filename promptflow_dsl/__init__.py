@@ -31,6 +31,7 @@ from ._errors import (  # noqa: E402
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
+from ._recipe._export import to_training_format  # noqa: E402
 from ._recipe._frame_steps import (  # noqa: E402
     choose,
     conversation,
@@ -40,6 +41,7 @@ from ._recipe._frame_steps import (  # noqa: E402
     rename,
     sample,
     select,
+    unnest,
 )
 from ._recipe._loop import extend, repeat_until  # noqa: E402
 from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
@@ -48,14 +50,19 @@ from ._recipe._step import Contract, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
 from .pipelines import dataset_instruction_response  # noqa: E402
 from .techniques import (  # noqa: E402
+    ClassificationVerdict,
     EvolvedInstruction,
     Generation,
+    Instance,
+    Instances,
     InstructionList,
     NewInstructions,
     UserAssistantPair,
     bootstrap_instructions,
     evol_instruct,
+    generate_instances,
     genstruct,
+    identify_classification,
     self_instruct,
     text_generation,
 )
@@ -63,10 +70,13 @@ from .techniques import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassificationVerdict",
     "CompositionError",
     "Contract",
     "EvolvedInstruction",
     "Generation",
+    "Instance",
+    "Instances",
     "InstructionList",
     "InvalidReplyError",
     "Message",
@@ -101,7 +111,9 @@ __all__ = [
     "explode",
     "extend",
     "filter",
+    "generate_instances",
     "genstruct",
+    "identify_classification",
     "rename",
     "repeat_until",
     "sample",
@@ -110,4 +122,6 @@ __all__ = [
     "self_instruct",
     "technique",
     "text_generation",
+    "to_training_format",
+    "unnest",
 ]

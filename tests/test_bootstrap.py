@@ -2,6 +2,7 @@
 
 import json
 import re
+import runpy
 import string
 from pathlib import Path
 
@@ -130,10 +131,13 @@ def test_too_few_seeds_is_a_clear_error():
         sample_bootstrap_prompts(1).run(pool(3, 0))
 
 
-def test_bootstrap_recipe_offline_reaches_its_target():
-    recipe = load_recipe(ROOT / "recipes" / "self_instruct_bootstrap.py")
+RECIPE_FILE = ROOT / "recipes" / "self_instruct_bootstrap.py"
+
+
+def test_bootstrap_loop_offline_reaches_its_target():
+    bootstrap = runpy.run_path(str(RECIPE_FILE))["bootstrap"]
     seeds = pl.read_ndjson(ROOT / "recipes" / "data" / "seed_tasks.jsonl")
-    out = recipe.run(seeds, model="mock")
+    out = bootstrap.run(seeds, model="mock")
     machine = out.filter(pl.col("origin") == "machine")
     assert machine.height >= 40 and machine["avg_similarity_score"].is_not_null().all()
     assert out.filter(pl.col("origin") == "seed").height == seeds.height
@@ -157,6 +161,11 @@ def test_bootstrap_recipe_through_the_completions_endpoint_and_resumes_from_the_
         .startswith("Come up with a series of tasks:\n1. ")
     )
     assert loopback_server.requests[0].body["presence_penalty"] == 2
+    prompts = [r.body["prompt"] for r in loopback_server.requests]
+    assert any(
+        p.startswith("Can the following task be regarded as a classification task") for p in prompts
+    )
+    assert any(p.startswith("Come up with examples for the following tasks.") for p in prompts)
     again = recipe.run(seeds, model=model, cache=tmp_path / "c.sqlite")
     assert loopback_server.stats.requests == calls  # every call came from the cache
     assert again.equals(first)

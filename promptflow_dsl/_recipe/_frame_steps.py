@@ -37,6 +37,7 @@ __all__ = [
     "rename",
     "sample",
     "select",
+    "unnest",
 ]
 
 
@@ -212,6 +213,29 @@ class Conversation(Step):
         # A row without a response has no conversation, rather than a half one.
         complete = pl.col(self.user).is_not_null() & pl.col(self.assistant).is_not_null()
         return frame.with_columns(pl.when(complete).then(messages).alias(self.into))
+
+
+@dataclass(frozen=True, repr=False)
+class Unnest(Step):
+    """Spread a struct column into one column per field."""
+
+    column: str
+    fields: tuple[str, ...]
+    name: str = "unnest"
+
+    @property
+    def contract(self) -> Contract:
+        return Contract(
+            needs=frozenset({self.column}), adds=self.fields, removes=frozenset({self.column})
+        )
+
+    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+        return frame.unnest(self.column)
+
+
+def unnest(column: str, *, fields: tuple[str, ...]) -> Unnest:
+    """Replace the struct column *column* by its *fields* (named, so ``>>`` can check them)."""
+    return Unnest(column, fields)
 
 
 def explode(column: str, *, into: str | None = None) -> Explode:
