@@ -44,14 +44,14 @@ class DedupRougeL(Step):
         import polars as pl
 
         texts = frame[self.column].to_list()
-        judged = (
+        scored = (
             frame["avg_similarity_score"].is_not_null()
             if "avg_similarity_score" in frame.columns
             else pl.repeat(False, frame.height, eager=True)
         )
         if self.candidates is not None:  # rows that are not candidates are the pool
-            judged = judged | ~frame.select(self.candidates.fill_null(False)).to_series()
-        judged = judged.to_list()
+            scored = scored | ~frame.select(self.candidates.fill_null(False)).to_series()
+        judged = scored.to_list()
         pool = [t for t, done in zip(texts, judged, strict=True) if done and t is not None]
         todo = [
             i
