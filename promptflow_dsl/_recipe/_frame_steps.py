@@ -34,6 +34,8 @@ __all__ = [
     "drop",
     "explode",
     "filter",
+    "filter_keywords",
+    "filter_length",
     "rename",
     "sample",
     "select",
@@ -300,3 +302,40 @@ def conversation(
 ) -> Conversation:
     """Add *into*: the chat as a list of ``{role, content}`` structs (system if present)."""
     return Conversation(user, assistant, system, into)
+
+
+PAPER_BLOCKED_WORDS = (
+    "image", "images", "graph", "graphs", "picture", "pictures",
+    "file", "files", "map", "maps", "draw", "plot", "go to",
+)  # fmt: skip
+"""Words the Self-Instruct paper filters out: tasks a text model cannot do."""
+
+
+def filter_keywords(
+    column: str = "instruction", *, words: tuple[str, ...] = PAPER_BLOCKED_WORDS
+) -> Filter:
+    """Drop rows whose *column* contains any of *words* as a whole word (any case).
+
+    >>> import polars as pl
+    >>> frame = pl.DataFrame({"instruction": ["Draw a cat.", "Name a cat."]})
+    >>> filter_keywords().run(frame)["instruction"].to_list()
+    ['Name a cat.']
+    """
+    import re
+
+    import polars as pl
+
+    pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in words) + r")\b"
+    return Filter(~pl.col(column).str.contains(pattern), name="filter_keywords")
+
+
+def filter_length(
+    column: str = "instruction", *, min_words: int = 4, max_words: int = 150
+) -> Filter:
+    """Keep rows whose *column* has between *min_words* and *max_words* words (the paper: 4-150)."""
+    import polars as pl
+
+    words = (
+        pl.col(column).str.split(" ").list.eval(pl.element().filter(pl.element() != "")).list.len()
+    )
+    return Filter(words.is_between(min_words, max_words), name="filter_length")

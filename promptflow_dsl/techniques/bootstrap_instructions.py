@@ -28,6 +28,7 @@ import string
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._program import PromptProgram
+from .._recipe._frame_steps import PAPER_BLOCKED_WORDS
 from .._technique import technique
 
 __all__ = [
@@ -52,11 +53,7 @@ PAPER_PARAMS = {
     "max_tokens": 1024,
     "stop": ["\n\n", "\n16", "16.", "16 ."],
 }
-_BLOCKED_WORDS = (
-    "image", "images", "graph", "graphs", "picture", "pictures",
-    "file", "files", "map", "maps", "draw", "plot", "go to",
-)  # fmt: skip
-_BLOCKED = re.compile(r"\b(" + "|".join(_BLOCKED_WORDS) + r")\b", re.IGNORECASE)
+_BLOCKED = re.compile(r"\b(" + "|".join(PAPER_BLOCKED_WORDS) + r")\b", re.IGNORECASE)
 _ITEM = re.compile(r"\n\d+\s?\. ")
 
 
