@@ -52,3 +52,10 @@ def test_single_system_prompt_has_no_key_column():
     )
     assert "system_prompt_key" not in out.columns
     assert set(out["system_prompt"]) == {DEFAULT_SYSTEM_PROMPT}
+
+
+def test_accepts_a_hugging_face_dataset():
+    datasets = __import__("pytest").importorskip("datasets")
+    dataset = datasets.Dataset.from_list([{"input": DOC}, {"input": DOC + " Again."}])
+    out = dataset_instruction_response(model=None, num_instructions=1).run(dataset, model="mock")
+    assert set(out["input"]) == {DOC, DOC + " Again."}
