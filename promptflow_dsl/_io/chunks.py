@@ -18,7 +18,7 @@ import polars as pl
 
 from .frames import check_format, read_frame, write_frame
 
-__all__ = ["PartWriter", "count_rows", "iter_chunks"]
+__all__ = ["PartWriter", "iter_chunks"]
 
 
 def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[pl.DataFrame]:
@@ -54,19 +54,6 @@ def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[
         yield frame.slice(offset, size)
 
 
-def count_rows(path: Path, *, limit: int | None = None) -> int | None:
-    """The number of input rows, when it is cheap to know (for the progress bar)."""
-    suffix = check_format(path)
-    if suffix == ".parquet":
-        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
-    elif suffix in (".jsonl", ".ndjson"):
-        with path.open("rb") as handle:
-            rows = sum(1 for line in handle if line.strip())
-    else:
-        return None
-    return min(rows, limit) if limit is not None else rows
-
-
 class PartWriter:
     """Part files for one output; resumable when the manifest matches."""
 
@@ -91,10 +78,6 @@ class PartWriter:
     def done(self, index: int) -> bool:
         """True if chunk *index* was finished by this or an earlier run."""
         return self._part(index).exists()
-
-    def rows_in(self, index: int) -> int:
-        """How many rows a finished part holds."""
-        return int(pl.scan_parquet(self._part(index)).select(pl.len()).collect().item())
 
     def write(self, index: int, frame: pl.DataFrame) -> None:
         """Store a finished chunk (atomically: a killed run never leaves half a part)."""
