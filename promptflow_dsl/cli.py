@@ -241,3 +241,49 @@ def docs(folder: Path) -> None:
 
     for path in write_reference(folder):
         click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("recipe_file", type=click.Path(path_type=Path))
+@click.pass_context
+def show(ctx: click.Context, recipe_file: Path) -> None:
+    """Show RECIPE_FILE's steps, their columns and models, and a Mermaid graph."""
+    from ._errors import PromptflowError
+    from ._io.describe import describe_recipe
+    from ._io.recipes import load_recipe
+
+    try:
+        click.echo(describe_recipe(load_recipe(recipe_file)))
+    except PromptflowError as exc:
+        if ctx.obj["debug"]:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or clear the reply cache."""
+
+
+@cache.command()
+def info() -> None:
+    """Where the cache is, how many replies it holds, and its size."""
+    from ._engine._cache import ReplyCache, default_cache_path
+
+    path = default_cache_path()
+    if not path.exists():
+        click.echo(f"{path}: no cache yet")
+        return
+    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    click.echo(f"{path}: {len(ReplyCache(path)):,} replies, {size / 2**20:.1f} MiB")
+
+
+@cache.command()
+def clear() -> None:
+    """Delete every cached reply."""
+    from ._engine._cache import ReplyCache, default_cache_path
+
+    path = default_cache_path()
+    removed = ReplyCache(path).clear() if path.exists() else 0
+    click.echo(f"{path}: removed {removed:,} replies")

@@ -54,3 +54,30 @@ def test_unknown_extension_and_missing_recipe(tmp_path):
         main, ["run", "nope.py", "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.jsonl")]
     )
     assert gone.exit_code == 1 and "recipe file nope.py does not exist" in gone.output
+
+
+def test_show_prints_steps_columns_and_a_mermaid_graph():
+    result = CliRunner().invoke(main, ["show", str(RECIPE)])
+    assert result.exit_code == 0, result.output
+    assert "1. self_instruct" in result.output and "instructions: List(String)" in result.output
+    assert "flowchart LR" in result.output and 's2("explode")' in result.output
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTFLOW_CACHE_DIR", str(tmp_path))
+    from promptflow_dsl import ReplyCache
+    from promptflow_dsl._engine._cache import CachedReply
+
+    ReplyCache(tmp_path / "cache.sqlite").put("k", CachedReply("raw", "{}", "m", 1, 1, 0.0))
+    info = CliRunner().invoke(main, ["cache", "info"])
+    assert info.exit_code == 0 and "1 replies" in info.output
+    cleared = CliRunner().invoke(main, ["cache", "clear"])
+    assert "removed 1 replies" in cleared.output
+
+
+def test_max_failures_sets_the_exit_code(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"input": "fine"}\n{"input": null}\n')
+    args = ["run", str(RECIPE), "-i", str(source), "-o", str(tmp_path / "o.parquet")]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--max-failures", "0"]).exit_code == 3
