@@ -210,7 +210,12 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
             rows_in += chunk.height
             if not writer.done(index):
                 writer.write(index, run_sync(recipe.apply(chunk, run)))
+    first_error = writer.first_error()
     rows_out, failures = writer.finish()
+    if first_error:
+        click.echo(
+            f"first failure: step {first_error['step']!r}: {first_error['message']}", err=True
+        )
     return RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
 
 

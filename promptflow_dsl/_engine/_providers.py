@@ -160,16 +160,22 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
 
 def _provider_error(exc: BaseException, model: Model) -> ProviderError:
     status = getattr(exc, "status_code", None)
-    timed_out = isinstance(exc, (litellm.Timeout, TimeoutError))
-    connection = isinstance(exc, litellm.APIConnectionError)
-    transient = timed_out or connection or status in _TRANSIENT_STATUS
-    retry_after = _retry_after(exc)
     kind = type(exc).__name__
     text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")
     while text.startswith(f"{kind}: "):  # LiteLLM repeats the class name in its messages
         text = text[len(kind) + 2 :]
+    # A missing key surfaces from the OpenAI client as a "server error" before any request.
+    unauthorised = (
+        status == 401
+        or isinstance(exc, litellm.AuthenticationError)
+        or "Missing credentials" in text
+    )
+    timed_out = isinstance(exc, (litellm.Timeout, TimeoutError))
+    connection = isinstance(exc, litellm.APIConnectionError)
+    transient = not unauthorised and (timed_out or connection or status in _TRANSIENT_STATUS)
+    retry_after = _retry_after(exc)
     message = f"{kind}: {text}"[:500]
-    if status == 401 or isinstance(exc, litellm.AuthenticationError):
+    if unauthorised:
         message += f" Check the API key: {_key_hint(model)}"
     return ProviderError(message, status=status, transient=transient, retry_after=retry_after)
 

@@ -85,6 +85,15 @@ class PartWriter:
         frame.write_parquet(partial)
         partial.replace(self._part(index))
 
+    def first_error(self) -> dict[str, object] | None:
+        """The first recorded row error in the finished parts, if any (to tell the user why)."""
+        for part in sorted(self.folder.glob("part-*.parquet")):
+            if "error" in pl.read_parquet_schema(part):
+                errors = pl.scan_parquet(part).select("error").drop_nulls().head(1).collect()
+                if errors.height:
+                    return dict(errors["error"][0])
+        return None
+
     def finish(self) -> tuple[int, int]:
         """Join the parts into the output file and remove them; return (rows, failed rows)."""
         parts = sorted(self.folder.glob("part-*.parquet"))
