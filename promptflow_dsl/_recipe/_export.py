@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .._engine._run import RunContext
+from ._frame_steps import chat_turn
 from ._step import Contract, Step
 
 if TYPE_CHECKING:
@@ -66,12 +67,9 @@ class TrainingFormat(Step):
                 prompt.alias("prompt"), (output + self.end_token).alias("completion")
             )
 
-        def turn(role: str, content: pl.Expr) -> pl.Expr:
-            return pl.struct(pl.lit(role).alias("role"), content.alias("content"))
-
-        turns = [turn("user", user), turn("assistant", output)]
+        turns = [chat_turn("user", user), chat_turn("assistant", output)]
         if self.system_prompt:
-            turns.insert(0, turn("system", pl.lit(self.system_prompt)))
+            turns.insert(0, chat_turn("system", pl.lit(self.system_prompt)))
         return frame.select(pl.concat_list(turns).alias("messages"))
 
 

@@ -185,6 +185,13 @@ class Choose(Step):
         return frame.with_columns(columns)
 
 
+def chat_turn(role: str, content: pl.Expr) -> pl.Expr:
+    """One ``{role, content}`` struct of a chat."""
+    import polars as pl
+
+    return pl.struct(pl.lit(role).alias("role"), content.alias("content"))
+
+
 @dataclass(frozen=True, repr=False)
 class Conversation(Step):
     """Gather system, user and assistant columns into a list of role/content structs."""
@@ -205,12 +212,12 @@ class Conversation(Step):
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         import polars as pl
 
-        def turn(role: str, column: str) -> pl.Expr:
-            return pl.struct(pl.lit(role).alias("role"), pl.col(column).alias("content"))
-
-        turns = [turn("user", self.user), turn("assistant", self.assistant)]
+        turns = [
+            chat_turn("user", pl.col(self.user)),
+            chat_turn("assistant", pl.col(self.assistant)),
+        ]
         if self.system and self.system in frame.columns:
-            turns.insert(0, turn("system", self.system))
+            turns.insert(0, chat_turn("system", pl.col(self.system)))
         messages = pl.concat_list(turns)
         # A row without a response has no conversation, rather than a half one.
         complete = pl.col(self.user).is_not_null() & pl.col(self.assistant).is_not_null()

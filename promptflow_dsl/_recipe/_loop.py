@@ -31,11 +31,10 @@ def _as_recipe(body: Step | Recipe) -> Recipe:
 
 
 @dataclass(frozen=True, repr=False)
-class Extend(Step):
-    """Append to the frame the rows that *body* makes from it."""
+class _Around(Step):
+    """A step that runs a whole recipe inside it, and so reads and writes what it does."""
 
     body: Recipe
-    name: str = "extend"
     row_wise = False
 
     @property
@@ -43,6 +42,13 @@ class Extend(Step):
         return Contract(
             needs=frozenset(self.body.required_columns), adds=self.body.produced_columns
         )
+
+
+@dataclass(frozen=True, repr=False)
+class Extend(_Around):
+    """Append to the frame the rows that *body* makes from it."""
+
+    name: str = "extend"
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         import polars as pl
@@ -52,20 +58,12 @@ class Extend(Step):
 
 
 @dataclass(frozen=True, repr=False)
-class RepeatUntil(Step):
+class RepeatUntil(_Around):
     """Apply *body* to the frame round after round until *until(frame)* is true."""
 
-    body: Recipe
     until: Callable[[pl.DataFrame], bool] = field(hash=False, compare=False)
-    max_rounds: int
+    max_rounds: int = 100
     name: str = "repeat_until"
-    row_wise = False
-
-    @property
-    def contract(self) -> Contract:
-        return Contract(
-            needs=frozenset(self.body.required_columns), adds=self.body.produced_columns
-        )
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         for round_ in range(self.max_rounds):
