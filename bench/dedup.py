@@ -53,8 +53,11 @@ def reference(candidates: list[str], seeds: list[str], processes: int) -> list[t
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     kept_tokens = [scorer._tokenizer.tokenize(s) for s in seeds]
     decisions = []
+    started = time.perf_counter()
     with Pool(processes) as pool:
-        for candidate in candidates:
+        for number, candidate in enumerate(candidates, 1):
+            if number % 1000 == 0:
+                print(f"  reference: {number:,} candidates in {time.perf_counter() - started:.0f} s", flush=True)
             tokens = scorer._tokenizer.tokenize(candidate)
             scores = [
                 s.fmeasure for s in pool.map(partial(rouge_scorer._score_lcs, tokens), kept_tokens)
@@ -76,6 +79,7 @@ def main() -> None:
     started = time.perf_counter()
     ours = judge(candidates, seeds, threshold=0.7)
     ours_s = time.perf_counter() - started
+    print(f"  dedup_rouge_l: {ours_s:.2f} s", flush=True)
 
     started = time.perf_counter()
     theirs = reference(candidates, seeds, args.processes)
