@@ -85,6 +85,18 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Exit non-zero when more rows than this fail.",
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Make no call: show the first prompts and estimate calls, tokens and dollars.",
+)
+@click.option(
+    "--dry-run-rows",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many rows --dry-run rehearses offline before scaling up.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bars (default: on when stderr is a terminal).",
@@ -103,6 +115,8 @@ def run(
     no_cache: bool,  # noqa: FBT001
     max_cost_usd: float | None,
     max_failures: int | None,
+    dry_run: bool,  # noqa: FBT001
+    dry_run_rows: int,
     progress: bool | None,  # noqa: FBT001
 ) -> None:
     """Run RECIPE_FILE over the input rows and write the output.
@@ -113,6 +127,15 @@ def run(
     """
     from ._errors import PromptflowError
 
+    if dry_run:
+        try:
+            click.echo(_dry_run(recipe_file, input_path, model, api_base, limit, dry_run_rows))
+        except PromptflowError as exc:
+            if ctx.obj["debug"]:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        return
     started = time.perf_counter()
     try:
         summary = _run(
@@ -146,6 +169,38 @@ def run(
             err=True,
         )
         sys.exit(3)
+
+
+def _dry_run(
+    recipe_file: Path,
+    input_path: Path,
+    model: str,
+    api_base: str | None,
+    limit: int | None,
+    rows: int,
+) -> str:
+    from ._engine._portal import run_sync
+    from ._engine._run import Rehearsal, RunContext
+    from ._errors import PromptflowError
+    from ._io.chunks import count_rows, iter_chunks
+    from ._io.estimate import estimate, format_estimate
+    from ._io.recipes import load_recipe
+    from ._model import Model
+
+    if not input_path.is_file():
+        message = f"input file {input_path} does not exist"
+        raise PromptflowError(message)
+    recipe = load_recipe(recipe_file)
+    total = count_rows(input_path, limit=limit)
+    sample = next(iter_chunks(input_path, min(rows, total) or 1, limit=limit), None)
+    if sample is None or total == 0:
+        return "dry run: the input has no rows"
+    recipe.check(sample.columns)
+    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
+    run = RunContext(model=chosen, rehearsal=Rehearsal())
+    run_sync(recipe.apply(sample, run))
+    assert run.rehearsal is not None
+    return format_estimate(estimate(run.rehearsal, total / sample.height), total, sample.height)
 
 
 def _run(  # noqa: PLR0913 - the command's options, passed through

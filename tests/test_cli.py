@@ -81,3 +81,15 @@ def test_max_failures_sets_the_exit_code(tmp_path):
     args = ["run", str(RECIPE), "-i", str(source), "-o", str(tmp_path / "o.parquet")]
     assert CliRunner().invoke(main, args).exit_code == 0
     assert CliRunner().invoke(main, [*args, "--max-failures", "0"]).exit_code == 3
+
+
+def test_dry_run_makes_no_call_and_prices_every_step(loopback_server, tmp_path):
+    args = ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.parquet"), "--dry-run",
+            "--model", "openai/gpt-4o-mini", "--api-base", loopback_server.api_base]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert loopback_server.stats.requests == 0 and not (tmp_path / "o.parquet").exists()
+    assert "--- self_instruct (openai/gpt-4o-mini): first prompt ---" in result.output
+    assert "# Context" in result.output and "text_generation" in result.output
+    total = float(result.output.rsplit("total dollars: ", 1)[1].split()[0])
+    assert total > 0

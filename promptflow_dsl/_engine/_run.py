@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._errors import PromptflowError, ProviderError, RunAbortedError
 from .._model import Model
+from .._program import PromptProgram
 from ._cache import ReplyCache
 from ._interpreter import DEFAULT_RETRY, RetryPolicy
 from ._progress import ProgressDisplay
 from ._types import Usage
 
-__all__ = ["EARLY_STOP_WINDOW", "RunContext"]
+__all__ = ["EARLY_STOP_WINDOW", "Rehearsal", "RunContext"]
 
 EARLY_STOP_WINDOW = 10
 """A run stops early when 90% of its first this-many calls fail at the provider."""
+
+
+@dataclass
+class Rehearsal:
+    """A dry run's record: every program each step would send, and to which model."""
+
+    calls: dict[str, list[tuple[Model, PromptProgram[Any]]]] = field(default_factory=dict)
+
+    def record(self, step: str, model: Model, program: PromptProgram[Any]) -> None:
+        """Note one program that *step* would send to *model*."""
+        self.calls.setdefault(step, []).append((model, program))
 
 
 @dataclass
@@ -31,6 +44,7 @@ class RunContext:
     totals: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None  # why the run stopped issuing calls, if it did
     round: int = 0  # the round of the innermost repeat_until (seeds sampling steps)
+    rehearsal: Rehearsal | None = None  # a dry run: record the calls, answer them offline
     _outcomes: int = 0
     _provider_failures: int = 0
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from .frames import check_format, read_frame, write_frame
 
-__all__ = ["PartWriter", "iter_chunks"]
+__all__ = ["PartWriter", "count_rows", "iter_chunks"]
 
 
 def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[pl.DataFrame]:
@@ -121,3 +121,16 @@ class PartWriter:
         )
         shutil.rmtree(self.folder)
         return int(rows), int(failures)
+
+
+def count_rows(path: Path, *, limit: int | None = None) -> int:
+    """The number of input rows (lines for JSONL; read for the other formats)."""
+    suffix = check_format(path)
+    if suffix == ".parquet":
+        rows = int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open("rb") as handle:
+            rows = sum(1 for line in handle if line.strip())
+    else:
+        rows = read_frame(path).height
+    return min(rows, limit) if limit is not None else rows

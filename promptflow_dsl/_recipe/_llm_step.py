@@ -22,7 +22,7 @@ from .._engine._interpreter import interpret
 from .._engine._run import RunContext
 from .._engine._types import Completion
 from .._errors import InvalidReplyError, PromptflowError
-from .._model import Model
+from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from .._schema import polars_schema
 from ._step import Contract, Step
@@ -69,6 +69,7 @@ def error_dtype() -> pl.Struct:
 _TRAILING = ("model_name", "usage", "error")
 
 
+OFFLINE = Model(OFFLINE_MODEL)
 _REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
 
 
@@ -191,6 +192,9 @@ class TechniqueStep(Step):
             repeats: dict[str, int] = {}
 
             def call(program: PromptProgram[Any]) -> Awaitable[Completion[Any]]:
+                if run.rehearsal is not None:  # a dry run: note the call, answer offline
+                    run.rehearsal.record(self.name, model, program)
+                    return interpret(program, OFFLINE)
                 # A prompt repeated within one row is a new sample, not a cache hit.
                 seen = repeats[program.text()] = repeats.get(program.text(), -1) + 1
                 sample = samples[index] + _REPEAT_STRIDE * seen
