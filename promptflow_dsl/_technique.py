@@ -165,7 +165,8 @@ class Technique(Generic[R]):
         from ._engine._cache import open_cache
         from ._engine._interpreter import interpret
 
-        chosen, store = Model.coerce(model), open_cache(cache)
+        chosen = Model.coerce(model)
+        store = None if chosen.is_offline else open_cache(cache)  # offline answers are free
         sequence = self.sequence(*inputs, **attributes)
         result, _ = await drive(sequence, lambda program: interpret(program, chosen, cache=store))
         return cast(R, result)
