@@ -7,8 +7,10 @@ module that defines ``recipe``) over a data file. The default model is the offli
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -225,6 +227,8 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
     from ._errors import PromptflowError
     from ._io.chunks import PartWriter, iter_chunks
     from ._io.frames import check_format
+    from ._io.provenance import KEY as PROVENANCE_KEY
+    from ._io.provenance import build_provenance, sidecar
     from ._io.recipes import load_recipe
     from ._model import Model
     from ._recipe._recipe import RunSummary
@@ -250,7 +254,7 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
             "api_base": chosen.api_base,
         },
     )
-    started, rows_in = time.perf_counter(), 0
+    started, rows_in, began = time.perf_counter(), 0, datetime.now(timezone.utc)
     with ProgressDisplay(enabled=progress) as display:
         run = RunContext(
             model=chosen,
@@ -266,12 +270,17 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
             if not writer.done(index):
                 writer.write(index, run_sync(recipe.apply(chunk, run)))
     first_error = writer.first_error()
-    rows_out, failures = writer.finish()
+    rows_out, failures = writer.counts()
+    summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
+    record = json.dumps(build_provenance(recipe, recipe_file, chosen.name, summary, began))
+    writer.finish(metadata={PROVENANCE_KEY: record})
+    if output_path.suffix.lower() != ".parquet":
+        sidecar(output_path).write_text(record)
     if first_error:
         click.echo(
             f"first failure: step {first_error['step']!r}: {first_error['message']}", err=True
         )
-    return RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
+    return summary
 
 
 @main.command()
@@ -304,15 +313,23 @@ def docs(folder: Path) -> None:
 
 
 @main.command()
-@click.argument("recipe_file", type=click.Path(path_type=Path))
+@click.argument("recipe_file", metavar="RECIPE_OR_OUTPUT", type=click.Path(path_type=Path))
 @click.pass_context
 def show(ctx: click.Context, recipe_file: Path) -> None:
-    """Show RECIPE_FILE's steps, their columns and models, and a Mermaid graph."""
+    """Show a recipe file (steps, columns, models, a Mermaid graph), or an output's provenance."""
     from ._errors import PromptflowError
     from ._io.describe import describe_recipe
+    from ._io.provenance import read_provenance
     from ._io.recipes import load_recipe
 
     try:
+        if recipe_file.suffix.lower() != ".py":
+            record = read_provenance(recipe_file)
+            if record is None:
+                message = f"{recipe_file} carries no provenance (was it written by promptflow run?)"
+                raise PromptflowError(message)
+            click.echo(json.dumps(record, indent=2))
+            return
         click.echo(describe_recipe(load_recipe(recipe_file)))
     except PromptflowError as exc:
         if ctx.obj["debug"]:

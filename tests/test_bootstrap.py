@@ -171,10 +171,18 @@ def test_bootstrap_recipe_through_the_completions_endpoint_and_resumes_from_the_
     assert again.equals(first)
 
 
-@given(st.lists(st.sampled_from("Explain the map of go to files a plotting draw image x y z".split()), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.sampled_from("Explain the map of go to files a plotting draw image x y z".split()),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_filter_steps_agree_with_the_parser(words):
     from promptflow_dsl import filter_keywords, filter_length
 
     text = "Explain " + " ".join(words) + "."
-    kept_by_steps = (filter_length() >> filter_keywords()).run(pl.DataFrame({"instruction": [text]})).height == 1
+    kept_by_steps = (filter_length() >> filter_keywords()).run(
+        pl.DataFrame({"instruction": [text]})
+    ).height == 1
     assert kept_by_steps == (parse_new_instructions(" " + text).new_instructions == [text])

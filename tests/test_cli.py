@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from promptflow_dsl.cli import main
@@ -84,8 +85,19 @@ def test_max_failures_sets_the_exit_code(tmp_path):
 
 
 def test_dry_run_makes_no_call_and_prices_every_step(loopback_server, tmp_path):
-    args = ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.parquet"), "--dry-run",
-            "--model", "openai/gpt-4o-mini", "--api-base", loopback_server.api_base]
+    args = [
+        "run",
+        str(RECIPE),
+        "-i",
+        str(DOCUMENTS),
+        "-o",
+        str(tmp_path / "o.parquet"),
+        "--dry-run",
+        "--model",
+        "openai/gpt-4o-mini",
+        "--api-base",
+        loopback_server.api_base,
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert loopback_server.stats.requests == 0 and not (tmp_path / "o.parquet").exists()
@@ -93,3 +105,35 @@ def test_dry_run_makes_no_call_and_prices_every_step(loopback_server, tmp_path):
     assert "# Context" in result.output and "text_generation" in result.output
     total = float(result.output.rsplit("total dollars: ", 1)[1].split()[0])
     assert total > 0
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_outputs_carry_their_provenance(tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert (
+        CliRunner()
+        .invoke(main, ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(out), "--limit", "2"])
+        .exit_code
+        == 0
+    )
+    if suffix == ".parquet":
+        assert "promptflow_dsl" in pl.read_parquet_metadata(out)
+    else:
+        assert (tmp_path / "out.jsonl.meta.json").exists()
+    shown = CliRunner().invoke(main, ["show", str(out)])
+    record = json.loads(shown.output)
+    assert record["recipe"]["source"] == RECIPE.read_text()
+    assert record["recipe"]["sha256"] and record["versions"]["litellm"]
+    assert [s["name"] for s in record["steps"]] == ["self_instruct", "explode", "text_generation"]
+    assert (
+        record["steps"][0]["attributes"] == {"num_instructions": 3}
+        and record["steps"][0]["model"] == "mock"
+    )
+    assert record["totals"]["rows_in"] == 2 and record["started"] <= record["finished"]
+
+
+def test_show_of_a_file_without_provenance_says_so(tmp_path):
+    plain = tmp_path / "plain.parquet"
+    pl.DataFrame({"a": [1]}).write_parquet(plain)
+    result = CliRunner().invoke(main, ["show", str(plain)])
+    assert result.exit_code == 1 and "carries no provenance" in result.output

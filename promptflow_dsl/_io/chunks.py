@@ -94,33 +94,39 @@ class PartWriter:
                     return dict(errors["error"][0])
         return None
 
-    def finish(self) -> tuple[int, int]:
-        """Join the parts into the output file and remove them; return (rows, failed rows)."""
+    def counts(self) -> tuple[int, int]:
+        """Rows and failed rows in the finished parts."""
         parts = sorted(self.folder.glob("part-*.parquet"))
         if not parts:
-            write_frame(pl.DataFrame(), self.output)
-            shutil.rmtree(self.folder)
             return 0, 0
+        failed = [
+            pl.col("error").is_not_null().sum()
+            if "error" in pl.read_parquet_schema(p)
+            else pl.lit(0)
+            for p in parts
+        ]
+        totals = pl.concat(
+            [pl.scan_parquet(p).select(pl.len().cast(pl.Int64), f.cast(pl.Int64).alias("failed"))
+             for p, f in zip(parts, failed, strict=True)]
+        ).sum().collect().row(0)  # fmt: skip
+        return int(totals[0]), int(totals[1])
+
+    def finish(self, metadata: dict[str, str] | None = None) -> None:
+        """Join the parts into the output file (*metadata* in a Parquet footer); remove them."""
+        parts = sorted(self.folder.glob("part-*.parquet"))
         schemas = {tuple(pl.read_parquet_schema(p).items()) for p in parts}
-        if len(schemas) == 1 and self.output.suffix.lower() in (".parquet", ".jsonl", ".ndjson"):
+        suffix = self.output.suffix.lower()
+        if parts and len(schemas) == 1 and suffix in (".parquet", ".jsonl", ".ndjson"):
             joined = pl.scan_parquet(parts)  # streamed: memory stays bounded
-            if self.output.suffix.lower() == ".parquet":
-                joined.sink_parquet(self.output)
+            if suffix == ".parquet":
+                joined.sink_parquet(self.output, metadata=metadata)
             else:
                 joined.sink_ndjson(self.output)
-        else:  # parts that disagree on a dtype (an all-null input column), or CSV/JSON
+        else:  # no rows, parts that disagree on a dtype (an all-null input column), CSV, JSON
             frames = [pl.read_parquet(p) for p in parts]
-            write_frame(pl.concat(frames, how="diagonal_relaxed"), self.output)
-        counts = pl.scan_parquet(parts[0]).collect_schema()
-        failed = pl.col("error").is_not_null().sum() if "error" in counts else pl.lit(0)
-        rows, failures = (
-            pl.concat([pl.scan_parquet(p).select(pl.len(), failed) for p in parts])
-            .sum()
-            .collect()
-            .row(0)
-        )
+            joined_frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+            write_frame(joined_frame, self.output, metadata=metadata)
         shutil.rmtree(self.folder)
-        return int(rows), int(failures)
 
 
 def count_rows(path: Path, *, limit: int | None = None) -> int:

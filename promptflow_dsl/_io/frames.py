@@ -47,8 +47,13 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     return frame.head(limit) if limit is not None else frame
 
 
-def write_frame(frame: pl.DataFrame, path: str | Path) -> None:
-    """Write a frame to a data file, creating its folder if needed."""
+def write_frame(
+    frame: pl.DataFrame, path: str | Path, *, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a frame to a data file, creating its folder if needed.
+
+    *metadata* (key-value strings) goes into a Parquet file's footer.
+    """
     path = Path(path)
     suffix = check_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +64,7 @@ def write_frame(frame: pl.DataFrame, path: str | Path) -> None:
     elif suffix == ".csv":
         frame.with_columns(_flatten_for_csv(frame)).write_csv(path)
     else:
-        frame.write_parquet(path)
+        frame.write_parquet(path, metadata=metadata)
 
 
 def _flatten_for_csv(frame: pl.DataFrame) -> list[pl.Expr]:

@@ -122,7 +122,9 @@ def test_usage_struct_and_summary_totals():
 def test_a_missing_key_fails_at_once_and_names_the_variable(monkeypatch, loopback_server):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     model = Model("openai/gpt-4o-mini", api_base=loopback_server.api_base)
-    out = text_generation.step().run(pl.DataFrame({"instruction": ["Hi?"]}), model=model, cache=False)
+    out = text_generation.step().run(
+        pl.DataFrame({"instruction": ["Hi?"]}), model=model, cache=False
+    )
     error = out["error"][0]
     assert error["attempts"] == 1 and "OPENAI_API_KEY" in error["message"]
     assert loopback_server.stats.requests == 0

@@ -1,0 +1,91 @@
+"""Provenance: where an output file came from, stored with it.
+
+Parquet outputs carry it in their key-value metadata (key ``promptflow_dsl``); other
+formats get a sidecar ``OUTPUT.meta.json``. It records the recipe's source and hash, the
+library and dependency versions, each step with its technique, attributes and model, the
+run's totals, and the start and end times. ``promptflow show OUTPUT`` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .._recipe._llm_step import TechniqueStep
+from .._recipe._recipe import Recipe, RunSummary
+
+__all__ = ["KEY", "build_provenance", "read_provenance", "sidecar"]
+
+KEY = "promptflow_dsl"
+_PACKAGES = ("promptflow_dsl", "litellm", "instructor", "polars", "pydantic", "rapidfuzz")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """Attributes as JSON: long texts and templates stay whole; other objects by repr."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def _step(step: Any, default_model: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": step.name, "kind": type(step).__name__}
+    if isinstance(step, TechniqueStep):
+        entry.update(
+            technique=step.technique.name,
+            attributes=_plain(dict(step.attributes)),
+            inputs=dict(step.columns),
+            model=step.model.name if step.model else default_model,
+        )
+    return entry
+
+
+def build_provenance(
+    recipe: Recipe, recipe_file: Path, model: str, summary: RunSummary, started: datetime
+) -> dict[str, Any]:
+    """The provenance record of one run."""
+    source = recipe_file.read_text()
+    return {
+        "recipe": {
+            "file": recipe_file.name,
+            "sha256": hashlib.sha256(source.encode()).hexdigest(),
+            "source": source,
+            "expression": repr(recipe),
+        },
+        "versions": {name: _version(name) for name in _PACKAGES},
+        "steps": [_step(step, model) for step in recipe.steps],
+        "totals": dataclasses.asdict(summary),
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def sidecar(output: Path) -> Path:
+    """The ``.meta.json`` file beside a non-Parquet output."""
+    return output.with_name(output.name + ".meta.json")
+
+
+def read_provenance(output: Path) -> dict[str, Any] | None:
+    """The provenance stored with an output file, or None."""
+    import polars as pl
+
+    if output.suffix.lower() == ".parquet":
+        stored = pl.read_parquet_metadata(output).get(KEY)
+        return json.loads(stored) if stored else None
+    path = sidecar(output)
+    return json.loads(path.read_text()) if path.exists() else None
