@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Verdict", "dedupe", "rouge_l", "rouge_tokens"]
 
@@ -79,6 +81,8 @@ class _Vocabulary:
 
 
 def _f_measure(lcs: np.ndarray, new_length: int, other_lengths: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = lcs / other_lengths
         recall = lcs / new_length
@@ -107,6 +111,7 @@ def judge(
     pool: Sequence[str] = (),
 ) -> list[Verdict]:
     """A :class:`Verdict` per candidate: rejected if its best score exceeds *threshold*."""
+    import numpy as np
     from rapidfuzz.distance import LCSseq
     from rapidfuzz.process import cdist
 
