@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from ._recipe._step import BOOKKEEPING_COLUMNS
 from ._technique import Technique
 
 __all__ = ["TECHNIQUES", "render_index", "render_reference", "write_reference"]
@@ -27,12 +28,6 @@ def _techniques() -> dict[str, Technique[Any]]:
 
 TECHNIQUES = _techniques()
 """Every technique the library ships, by name."""
-
-_BOOKKEEPING = {
-    "model_name": ("String", "The model that produced the row (the offline model says so)."),
-    "usage": ("Struct", "Tokens in and out, cost in dollars, latency, attempts, cache hit."),
-    "error": ("Struct", "Null, or why the row failed: step, type, message, attempts, raw reply."),
-}
 
 
 _DECODING = {
@@ -123,8 +118,8 @@ def render_reference(technique: Technique[Any]) -> str:
         kind = "input (optional)" if name in technique.optional_inputs else "input"
         lines.append(f"| `{name}` | {kind} | String | |")
     for name in step.contract.adds:
-        if name in _BOOKKEEPING:
-            dtype, meaning = _BOOKKEEPING[name]
+        if name in BOOKKEEPING_COLUMNS:
+            dtype, meaning = BOOKKEEPING_COLUMNS[name]
         else:
             dtype, meaning = str(schema[name]), fields[name].description or ""
         lines.append(f"| `{name}` | output | {dtype} | {meaning} |")

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from .._recipe._llm_step import TechniqueStep
 from .._recipe._recipe import Recipe
-from .._recipe._step import Step
+from .._recipe._step import BOOKKEEPING_COLUMNS, Step
 from .._schema import polars_schema
 
 __all__ = ["describe_recipe"]
-
-_BOOKKEEPING = {"model_name": "String", "usage": "Struct", "error": "Struct"}
 
 
 def _types(step: Step) -> dict[str, str]:
     if isinstance(step, TechniqueStep):
         schema = polars_schema(step.technique.result_type)
-        return {**{k: str(v) for k, v in schema.items()}, **_BOOKKEEPING}
+        bookkeeping = {name: dtype for name, (dtype, _) in BOOKKEEPING_COLUMNS.items()}
+        return {**{k: str(v) for k, v in schema.items()}, **bookkeeping}
     return {}
 
 

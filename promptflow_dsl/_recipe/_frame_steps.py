@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .._engine._run import RunContext
 from .._errors import PromptflowError
-from ._step import Contract, Step
+from ._step import BOOKKEEPING_COLUMNS, Contract, Step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -173,7 +173,7 @@ class Choose(Step):
 
         names = sorted(self.options)
         # A seeded hash of the row's text, so the pick never depends on row order or timing.
-        content = [c for c in frame.columns if c not in ("model_name", "usage", "error")]
+        content = [c for c in frame.columns if c not in BOOKKEEPING_COLUMNS]
         picks = [
             int(hashlib.sha256(f"{self.seed}\x1f{row}".encode()).hexdigest(), 16) % len(names)
             for row in frame.select(content).iter_rows()

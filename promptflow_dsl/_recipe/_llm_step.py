@@ -25,7 +25,7 @@ from .._errors import InvalidReplyError, PromptflowError
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from .._schema import polars_schema
-from ._step import Contract, Step
+from ._step import BOOKKEEPING_COLUMNS, Contract, Step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -66,7 +66,7 @@ def error_dtype() -> pl.Struct:
     )
 
 
-_TRAILING = ("model_name", "usage", "error")
+_TRAILING = tuple(BOOKKEEPING_COLUMNS)
 
 
 OFFLINE = Model(OFFLINE_MODEL)
@@ -137,7 +137,7 @@ class TechniqueStep(Step):
         return Contract(
             needs=frozenset(needs),
             optional=frozenset(self.columns[p] for p in optional),
-            adds=(*fields, "model_name", "usage", "error"),
+            adds=(*fields, *_TRAILING),
         )
 
     def _arguments(self, row: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -151,11 +151,12 @@ class TechniqueStep(Step):
         extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
         return inputs, {**self.attributes, **extra}
 
-    def _programs(self, frame: pl.DataFrame) -> list[_RowCall | _RowFailure | None]:
+    def _programs(
+        self, frame: pl.DataFrame, earlier: list[Any]
+    ) -> list[_RowCall | _RowFailure | None]:
         """Each row's call; None for a row an earlier step failed; a failure for bad input."""
         contract = self.contract
         read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
-        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
         programs: list[_RowCall | _RowFailure | None] = []
         for row, error in zip(frame.select(read).iter_rows(named=True), earlier, strict=True):
@@ -180,7 +181,8 @@ class TechniqueStep(Step):
         if model is None:
             message = f"step {self.name!r} has no model: pass model= to run() or to .step()"
             raise PromptflowError(message)
-        programs = self._programs(frame)
+        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
+        programs = self._programs(frame, earlier)
         samples = _sample_indices(programs, model) if run.cache is not None else [0] * len(programs)
 
         async def one(index: int) -> Completion[Any] | _RowFailure | None:
@@ -227,7 +229,6 @@ class TechniqueStep(Step):
 
         limit = min(run.max_concurrency, self.max_concurrency or run.max_concurrency)
         outcomes = await run_bounded(range(frame.height), one, limit=limit, on_result=tick)
-        earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         import polars as pl
 
         out = frame.with_columns(self._columns(outcomes, earlier))

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
     from ._recipe import Recipe, RunResult
 
-__all__ = ["Contract", "RunContext", "Step"]
+__all__ = ["BOOKKEEPING_COLUMNS", "Contract", "RunContext", "Step"]
+
+BOOKKEEPING_COLUMNS = {
+    "model_name": ("String", "The model that produced the row (the offline model says so)."),
+    "usage": ("Struct", "Tokens in and out, cost in dollars, latency, attempts, cache hit."),
+    "error": ("Struct", "Null, or why the row failed: step, type, message, attempts, raw reply."),
+}
+"""The columns every technique step writes besides its result fields: dtype, meaning."""
 
 S = TypeVar("S", bound="Step")
 
