@@ -15,7 +15,13 @@ from typing import Any
 from ._recipe._step import BOOKKEEPING_COLUMNS
 from ._technique import Technique
 
-__all__ = ["TECHNIQUES", "render_index", "render_reference", "write_reference"]
+__all__ = [
+    "TECHNIQUES",
+    "paper_reference",
+    "render_index",
+    "render_reference",
+    "write_reference",
+]
 
 
 def _techniques() -> dict[str, Technique[Any]]:
@@ -28,6 +34,15 @@ def _techniques() -> dict[str, Technique[Any]]:
 
 TECHNIQUES = _techniques()
 """Every technique the library ships, by name."""
+
+
+def paper_reference(technique: Technique[Any]) -> str | None:
+    """The paper (or model) a technique follows, from its module's ``Reference:`` line."""
+    import re
+
+    doc = sys.modules[technique._build.__module__].__doc__ or ""
+    found = re.search(r"References?: (.+?)(?:\n\n|$)", doc, re.DOTALL)
+    return " ".join(found.group(1).split()) if found else None
 
 
 _DECODING = {

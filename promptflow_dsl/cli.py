@@ -12,12 +12,13 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from ._recipe._recipe import RunSummary
+    from ._model import Model
+    from ._recipe._recipe import Recipe, RunSummary
 
 __all__ = ["main"]
 
@@ -35,18 +36,20 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @click.option(
     "--input",
     "-i",
-    "input_path",
+    "input_name",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Input rows: .jsonl, .json, .csv or .parquet.",
+    metavar="PATH",
+    help="Input rows: .jsonl, .json, .csv, .parquet, a datasets folder, "
+    "hf://datasets/OWNER/NAME[/FILE], or - (JSON Lines on standard input).",
 )
 @click.option(
     "--output",
     "-o",
-    "output_path",
+    "output_name",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Where to write the output (format by extension).",
+    metavar="PATH",
+    help="Where to write: .jsonl, .json, .csv, .parquet, a name without extension "
+    "(a datasets folder), or - (JSON Lines on standard output).",
 )
 @click.option(
     "--model",
@@ -54,6 +57,16 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default="mock",
     show_default=True,
     help="Default model for every step: any LiteLLM model string, or 'mock' (offline).",
+)
+@click.option(
+    "--set",
+    "-s",
+    "overrides",
+    multiple=True,
+    metavar="STEP.ATTRIBUTE=VALUE",
+    help="Override a step's attribute or model (repeatable), e.g. "
+    "self_instruct.num_instructions=5, text_generation.model=gpt-4o-mini, "
+    "text_generation.model.temperature=0.2.",
 )
 @click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server.")
 @click.option(
@@ -87,6 +100,14 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Exit non-zero when more rows than this fail.",
 )
 @click.option(
+    "--push-to-hub",
+    "hub_repo",
+    default=None,
+    metavar="OWNER/NAME",
+    help="After the run, push the output and a generated dataset card to this Hub dataset "
+    "(the hf extra; the token from HF_TOKEN).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Make no call: show the first prompts and estimate calls, tokens and dollars.",
@@ -104,23 +125,7 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Progress bars (default: on when stderr is a terminal).",
 )
 @click.pass_context
-def run(
-    ctx: click.Context,
-    recipe_file: Path,
-    input_path: Path,
-    output_path: Path,
-    model: str,
-    api_base: str | None,
-    max_concurrency: int,
-    limit: int | None,
-    chunk_size: int,
-    no_cache: bool,  # noqa: FBT001
-    max_cost_usd: float | None,
-    max_failures: int | None,
-    dry_run: bool,  # noqa: FBT001
-    dry_run_rows: int,
-    progress: bool | None,  # noqa: FBT001
-) -> None:
+def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) -> None:  # noqa: FBT001
     """Run RECIPE_FILE over the input rows and write the output.
 
     Rows are read, run and written a chunk at a time. A run that stops, even killed,
@@ -129,38 +134,25 @@ def run(
     """
     from ._errors import PromptflowError
 
-    if dry_run:
-        try:
-            click.echo(_dry_run(recipe_file, input_path, model, api_base, limit, dry_run_rows))
-        except PromptflowError as exc:
-            if ctx.obj["debug"]:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        return
-    started = time.perf_counter()
     try:
-        summary = _run(
-            recipe_file,
-            input_path,
-            output_path,
-            model,
-            api_base,
-            max_concurrency,
-            limit,
-            chunk_size,
-            no_cache,
-            max_cost_usd,
-            progress,
-        )
+        if dry_run:
+            click.echo(_dry_run(recipe_file, **options))
+            return
+        _run_and_report(recipe_file, **options)
     except PromptflowError as exc:
         if ctx.obj["debug"]:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: Any) -> None:
+    started = time.perf_counter()
+    summary = _run(recipe_file, **options)
     elapsed = time.perf_counter() - started
+    target = "standard output" if options["output_name"] == "-" else options["output_name"]
     click.echo(f"{summary}", err=True)
-    click.echo(f"wrote {summary.rows_out} rows to {output_path} in {elapsed:.1f} s", err=True)
+    click.echo(f"wrote {summary.rows_out} rows to {target} in {elapsed:.1f} s", err=True)
     if summary.stopped:
         click.echo(f"stopped: {summary.stopped}", err=True)
     if summary.rows_out and summary.failures == summary.rows_out:
@@ -173,32 +165,46 @@ def run(
         sys.exit(3)
 
 
-def _dry_run(
-    recipe_file: Path,
-    input_path: Path,
-    model: str,
-    api_base: str | None,
-    limit: int | None,
-    rows: int,
-) -> str:
-    from ._engine._portal import run_sync
-    from ._engine._run import Rehearsal, RunContext
-    from ._errors import PromptflowError
-    from ._io.chunks import count_rows, iter_chunks
-    from ._io.estimate import estimate, format_estimate
+def _prepare(
+    recipe_file: Path, overrides: tuple[str, ...], model: str, api_base: str | None
+) -> tuple[Recipe, Model]:
+    """The recipe with the --set overrides applied, and the run's default model."""
     from ._io.recipes import load_recipe
     from ._model import Model
+    from ._recipe._overrides import apply_overrides
 
-    if not input_path.is_file():
-        message = f"input file {input_path} does not exist"
-        raise PromptflowError(message)
-    recipe = load_recipe(recipe_file)
-    total = count_rows(input_path, limit=limit)
-    sample = next(iter_chunks(input_path, min(rows, total) or 1, limit=limit), None)
+    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
+    recipe = apply_overrides(load_recipe(recipe_file), overrides, default_model=chosen)
+    return recipe, chosen
+
+
+def _dry_run(
+    recipe_file: Path,
+    *,
+    input_name: str,
+    model: str,
+    overrides: tuple[str, ...],
+    api_base: str | None,
+    limit: int | None,
+    dry_run_rows: int,
+    **_: Any,
+) -> str:
+    import tempfile
+
+    from ._engine._portal import run_sync
+    from ._engine._run import Rehearsal, RunContext
+    from ._io.chunks import count_rows, iter_chunks
+    from ._io.estimate import estimate, format_estimate
+    from ._io.sources import open_source
+
+    recipe, chosen = _prepare(recipe_file, overrides, model, api_base)
+    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
+        source = open_source(input_name, Path(scratch))
+        total = count_rows(source.path, limit=limit)
+        sample = next(iter_chunks(source.path, min(dry_run_rows, total) or 1, limit=limit), None)
     if sample is None or total == 0:
         return "dry run: the input has no rows"
     recipe.check(sample.columns)
-    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
     run = RunContext(model=chosen, rehearsal=Rehearsal())
     run_sync(recipe.apply(sample, run))
     assert run.rehearsal is not None
@@ -207,49 +213,55 @@ def _dry_run(
 
 def _run(  # noqa: PLR0913 - the command's options, passed through
     recipe_file: Path,
-    input_path: Path,
-    output_path: Path,
+    *,
+    input_name: str,
+    output_name: str,
     model: str,
+    overrides: tuple[str, ...],
     api_base: str | None,
     max_concurrency: int,
     limit: int | None,
     chunk_size: int,
-    no_cache: bool,  # noqa: FBT001
+    no_cache: bool,
     max_cost_usd: float | None,
-    progress: bool | None,  # noqa: FBT001
+    hub_repo: str | None,
+    progress: bool | None,
+    **_: Any,
 ) -> RunSummary:
     import hashlib
+    import shutil
+    import tempfile
 
     from ._engine._cache import open_cache
     from ._engine._portal import run_sync
     from ._engine._progress import ProgressDisplay
     from ._engine._run import RunContext
-    from ._errors import PromptflowError
     from ._io.chunks import PartWriter, iter_chunks
-    from ._io.frames import check_format
+    from ._io.frames import DATASET_FOLDER, check_format
     from ._io.provenance import KEY as PROVENANCE_KEY
     from ._io.provenance import build_provenance, sidecar
-    from ._io.recipes import load_recipe
-    from ._model import Model
+    from ._io.sources import STDIO, open_source
     from ._recipe._recipe import RunSummary
 
-    check_format(output_path)  # fail before spending anything
-    if not input_path.is_file():
-        message = f"input file {input_path} does not exist"
-        raise PromptflowError(message)
-    recipe = load_recipe(recipe_file)
-    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
+    scratch = Path(tempfile.mkdtemp(prefix="promptflow-"))
+    to_stdout = output_name == STDIO
+    output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
+    output_format = check_format(output_path)  # fail before spending anything
+    if hub_repo:
+        from ._io.hf import _datasets
+
+        _datasets()  # the hf extra is missing: say so now, not after the run
+    recipe, chosen = _prepare(recipe_file, overrides, model, api_base)
+    source = open_source(input_name, scratch)
     size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
-    stat = input_path.stat()
     writer = PartWriter(
         output_path,
         {
-            "input": str(input_path.resolve()),
-            "input_bytes": stat.st_size,
-            "input_mtime_ns": stat.st_mtime_ns,
+            **source.identity,
             "limit": limit,
             "chunk_size": size,
             "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
+            "overrides": list(overrides),
             "model": chosen.name,
             "api_base": chosen.api_base,
         },
@@ -263,7 +275,7 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
             max_cost_usd=max_cost_usd,
             display=display,
         )
-        for index, chunk in enumerate(iter_chunks(input_path, size, limit=limit)):
+        for index, chunk in enumerate(iter_chunks(source.path, size, limit=limit)):
             if index == 0:
                 recipe.check(chunk.columns)  # a missing column fails before the first call
             rows_in += chunk.height
@@ -272,14 +284,30 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
     first_error = writer.first_error()
     rows_out, failures = writer.counts()
     summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
-    record = json.dumps(build_provenance(recipe, recipe_file, chosen.name, summary, began))
+    provenance = build_provenance(recipe, recipe_file, chosen.name, summary, began, overrides)
+    record = json.dumps(provenance)
     writer.finish(metadata={PROVENANCE_KEY: record})
-    if output_path.suffix.lower() != ".parquet":
+    if output_format == DATASET_FOLDER:
+        from ._io.hf import dataset_card
+
+        (output_path / "README.md").write_text(dataset_card(provenance))
+    if output_format != ".parquet" and not to_stdout:
         sidecar(output_path).write_text(record)
     if first_error:
         click.echo(
             f"first failure: step {first_error['step']!r}: {first_error['message']}", err=True
         )
+    if hub_repo:
+        from ._io.frames import read_frame
+        from ._io.hf import dataset_card, push_to_hub
+
+        url = push_to_hub(read_frame(output_path), hub_repo, dataset_card(provenance))
+        click.echo(f"pushed to {url}", err=True)
+    if to_stdout:
+        with output_path.open("rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    shutil.rmtree(scratch, ignore_errors=True)
     return summary
 
 

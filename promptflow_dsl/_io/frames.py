@@ -1,5 +1,8 @@
 """Read and write frames by file extension: .jsonl/.ndjson, .json, .csv and .parquet.
 
+A path without an extension (or an existing folder) is a Hugging Face ``datasets`` folder,
+as ``Dataset.save_to_disk`` writes it (the ``hf`` extra).
+
 >>> import polars as pl, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.jsonl"
 >>> write_frame(pl.DataFrame({"a": [1, 2]}), path)
@@ -15,16 +18,22 @@ import polars as pl
 
 from .._errors import PromptflowError
 
-__all__ = ["FORMATS", "check_format", "read_frame", "write_frame"]
+__all__ = ["DATASET_FOLDER", "FORMATS", "check_format", "read_frame", "write_frame"]
 
 FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+DATASET_FOLDER = "datasets folder"
 
 
 def check_format(path: Path) -> str:
-    """The file's format (its lower-case suffix); an unknown one is a clear error."""
+    """The file's format (its lower-case suffix, or a datasets folder); else a clear error."""
     suffix = path.suffix.lower()
+    if path.is_dir() or not suffix:
+        return DATASET_FOLDER
     if suffix not in FORMATS:
-        message = f"{path}: unknown file type {suffix!r}; use one of {', '.join(FORMATS)}"
+        message = (
+            f"{path}: unknown file type {suffix!r}; use one of {', '.join(FORMATS)}, "
+            "or a name without extension for a datasets folder"
+        )
         raise PromptflowError(message)
     return suffix
 
@@ -36,7 +45,11 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     if not path.exists():
         message = f"input file {path} does not exist"
         raise PromptflowError(message)
-    if suffix in (".jsonl", ".ndjson"):
+    if suffix == DATASET_FOLDER:
+        from .hf import load_folder
+
+        frame = load_folder(path)
+    elif suffix in (".jsonl", ".ndjson"):
         frame = pl.read_ndjson(path, n_rows=limit)
     elif suffix == ".json":
         frame = pl.read_json(path)
@@ -52,12 +65,17 @@ def write_frame(
 ) -> None:
     """Write a frame to a data file, creating its folder if needed.
 
-    *metadata* (key-value strings) goes into a Parquet file's footer.
+    *metadata* (key-value strings) goes into a Parquet file's footer. A datasets folder is
+    replaced whole.
     """
     path = Path(path)
     suffix = check_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in (".jsonl", ".ndjson"):
+    if suffix == DATASET_FOLDER:
+        from .hf import save_folder
+
+        save_folder(frame, path)
+    elif suffix in (".jsonl", ".ndjson"):
         frame.write_ndjson(path)
     elif suffix == ".json":
         frame.write_json(path)

@@ -43,6 +43,18 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def _steps(recipe: Recipe, default_model: str, within: str | None = None) -> list[dict[str, Any]]:
+    """Every step in order, the steps inside a loop right after it (``within`` the loop)."""
+    from .._recipe._loop import _Around
+
+    entries = []
+    for step in recipe.steps:
+        entries.append(_step(step, default_model) | ({"within": within} if within else {}))
+        if isinstance(step, _Around):
+            entries += _steps(step.body, default_model, within=step.name)
+    return entries
+
+
 def _step(step: Any, default_model: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": step.name, "kind": type(step).__name__}
     if isinstance(step, TechniqueStep):
@@ -56,9 +68,14 @@ def _step(step: Any, default_model: str) -> dict[str, Any]:
 
 
 def build_provenance(
-    recipe: Recipe, recipe_file: Path, model: str, summary: RunSummary, started: datetime
+    recipe: Recipe,
+    recipe_file: Path,
+    model: str,
+    summary: RunSummary,
+    started: datetime,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The provenance record of one run."""
+    """The provenance record of one run (*overrides*: the ``--set`` assignments)."""
     source = recipe_file.read_text()
     return {
         "recipe": {
@@ -66,9 +83,10 @@ def build_provenance(
             "sha256": hashlib.sha256(source.encode()).hexdigest(),
             "source": source,
             "expression": repr(recipe),
+            "overrides": list(overrides),
         },
         "versions": {name: _version(name) for name in _PACKAGES},
-        "steps": [_step(step, model) for step in recipe.steps],
+        "steps": _steps(recipe, model),
         "totals": dataclasses.asdict(summary),
         "started": started.isoformat(),
         "finished": datetime.now(timezone.utc).isoformat(),

@@ -66,7 +66,10 @@ class Explode(Step):
         # An empty list yields no row; a null list (a failed row) keeps one row, with its error.
         column = pl.col(self.column)
         exploded = frame.filter(column.is_null() | (column.list.len() > 0)).explode(self.column)
-        return exploded if self.into == self.column else exploded.rename({self.column: self.into})
+        if self.into == self.column:
+            return exploded
+        # Like any step's output column, *into* replaces an input column of that name.
+        return exploded.drop(self.into, strict=False).rename({self.column: self.into})
 
 
 @dataclass(frozen=True, repr=False)

@@ -1,0 +1,187 @@
+"""Overrides: ``STEP.ATTRIBUTE=VALUE`` assignments that change a recipe's steps from outside.
+
+The CLI's ``--set`` uses them, so a recipe file can be tried with another model, more
+instructions or a stricter threshold without editing it. ``STEP`` is a step name (every
+step so named, inside loops too); ``ATTRIBUTE`` is a technique attribute, a field of a
+frame step, ``model``, or ``model.FIELD`` (``model.temperature``, ``model.max_tokens``, ...).
+``VALUE`` is read as JSON when it parses (``3``, ``0.5``, ``true``, ``["a"]``) and as text
+otherwise, then checked against the attribute's type.
+
+>>> from promptflow_dsl import explode, self_instruct
+>>> recipe = self_instruct.step() >> explode("instructions", into="instruction")
+>>> changed = apply_overrides(recipe, ["self_instruct.num_instructions=3",
+...                                    "self_instruct.model=openai/gpt-4o-mini"])
+>>> step = changed.steps[0]
+>>> step.attributes["num_instructions"], step.model.name
+(3, 'openai/gpt-4o-mini')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .._errors import PromptflowError
+from .._model import OFFLINE_MODEL, Model
+from ._llm_step import TechniqueStep
+from ._loop import _Around
+from ._recipe import Recipe
+from ._step import Step
+
+__all__ = ["Override", "apply_overrides", "parse_override"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """One assignment: ``step.attribute = value`` (``attribute`` may be ``model.FIELD``)."""
+
+    step: str
+    attribute: str
+    value: Any
+    text: str
+
+
+def parse_override(text: str) -> Override:
+    """Read ``STEP.ATTRIBUTE=VALUE``; the value as JSON when it parses, else as text.
+
+    >>> parse_override("evol_instruct.rounds=2")
+    Override(step='evol_instruct', attribute='rounds', value=2, text='evol_instruct.rounds=2')
+    """
+    target, equals, raw = text.partition("=")
+    step, dot, attribute = target.strip().partition(".")
+    if not (equals and dot and step and attribute):
+        message = (
+            f"--set {text!r}: write STEP.ATTRIBUTE=VALUE, e.g. self_instruct.num_instructions=3"
+        )
+        raise PromptflowError(message)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return Override(step, attribute.strip(), value, text)
+
+
+def apply_overrides(
+    recipe: Recipe,
+    overrides: Iterable[str | Override],
+    *,
+    default_model: str | Model = OFFLINE_MODEL,
+) -> Recipe:
+    """The recipe with each override applied to every step of that name.
+
+    *default_model* is the run's model, the base for ``STEP.model.FIELD`` on a step that
+    has no model of its own.
+    """
+    for item in overrides:
+        override = parse_override(item) if isinstance(item, str) else item
+        found: list[str] = []
+
+        def change(step: Step, override: Override = override, found: list[str] = found) -> Step:
+            if step.name != override.step:
+                return step
+            found.append(step.name)
+            return _assign(step, override, Model.coerce(default_model))
+
+        recipe = _map_steps(recipe, change)
+        if not found:
+            names = sorted(_names(recipe))
+            message = (
+                f"--set {override.text!r}: the recipe has no step {override.step!r}; "
+                f"its steps are {', '.join(names)}"
+            )
+            raise PromptflowError(message)
+    return recipe
+
+
+def _map_steps(recipe: Recipe, change: Callable[[Step], Step]) -> Recipe:
+    steps = []
+    for step in recipe.steps:
+        if isinstance(step, _Around):
+            step = dataclasses.replace(step, body=_map_steps(step.body, change))
+        steps.append(change(step))
+    return Recipe(tuple(steps))
+
+
+def _names(recipe: Recipe) -> set[str]:
+    names = {step.name for step in recipe.steps}
+    for step in recipe.steps:
+        if isinstance(step, _Around):
+            names |= _names(step.body)
+    return names
+
+
+def _assign(step: Step, override: Override, default_model: Model) -> Step:
+    head, _, field_name = override.attribute.partition(".")
+    if isinstance(step, TechniqueStep) and head == "model":
+        return dataclasses.replace(
+            step, model=_model(step.model, default_model, field_name, override)
+        )
+    if isinstance(step, TechniqueStep):
+        allowed = step.technique.attributes
+        if override.attribute not in allowed:
+            _unknown(override, [*sorted(allowed), "model", "model.FIELD"])
+        hints = _hints(step.technique._build)
+        value = _checked(override, hints.get(override.attribute, Any))
+        return dataclasses.replace(step, attributes={**step.attributes, override.attribute: value})
+    fields: set[str] = set()
+    if dataclasses.is_dataclass(step):
+        fields = {f.name for f in dataclasses.fields(step) if f.init} - {"name", "body"}
+    if override.attribute not in fields:
+        _unknown(override, sorted(fields))
+    hints = _hints(type(step))
+    value = _checked(override, hints.get(override.attribute, Any))
+    return typing.cast(
+        Step, dataclasses.replace(typing.cast(Any, step), **{override.attribute: value})
+    )
+
+
+def _model(current: Model | None, default: Model, field_name: str, override: Override) -> Model:
+    if not field_name:  # STEP.model=NAME keeps the step's other model settings
+        if not isinstance(override.value, str) or not override.value.strip():
+            message = f"--set {override.text!r}: the model must be a model string"
+            raise PromptflowError(message)
+        return (
+            current.replace(name=override.value.strip())
+            if current
+            else Model(override.value.strip())
+        )
+    if field_name == "api_key":
+        message = (
+            f"--set {override.text!r}: keys stay out of command lines; "
+            "set the provider's environment variable"
+        )
+        raise PromptflowError(message)
+    fields = {f.name for f in dataclasses.fields(Model)} - {"name", "api_key"}
+    if field_name not in fields:
+        _unknown(override, sorted(f"model.{f}" for f in fields))
+    value = _checked(override, _hints(Model)[field_name])
+    return (current or default).replace(**{field_name: value})
+
+
+def _hints(owner: Any) -> dict[str, Any]:
+    """Annotations resolved, including names imported only for type checking."""
+    import polars as pl
+
+    return typing.get_type_hints(owner, localns={"pl": pl})
+
+
+def _checked(override: Override, annotation: Any) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(annotation).validate_python(override.value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        message = f"--set {override.text!r}: {reason}"
+        raise PromptflowError(message) from None
+
+
+def _unknown(override: Override, known: list[str]) -> typing.NoReturn:
+    message = (
+        f"--set {override.text!r}: step {override.step!r} has no attribute "
+        f"{override.attribute!r}; it has {', '.join(known) or 'none'}"
+    )
+    raise PromptflowError(message)

@@ -1,0 +1,163 @@
+"""The command's inputs and outputs: --set, standard input and output, datasets folders, cards."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from promptflow_dsl import explode, self_instruct, text_generation
+from promptflow_dsl._errors import PromptflowError
+from promptflow_dsl._recipe._overrides import apply_overrides
+from promptflow_dsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "self_instruct.py"
+BOOTSTRAP = ROOT / "recipes" / "self_instruct_bootstrap.py"
+DOCUMENTS = ROOT / "recipes" / "data" / "documents.jsonl"
+
+
+def _run(*args, **kwargs):
+    return CliRunner().invoke(main, ["run", *map(str, args)], **kwargs)
+
+
+def test_set_overrides_attributes_and_models_and_is_recorded(loopback_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    out = tmp_path / "out.parquet"
+    result = _run(
+        RECIPE, "-i", DOCUMENTS, "-o", out, "--limit", "2",
+        "--set", "self_instruct.num_instructions=5",
+        "--set", "text_generation.model=openai/loopback",
+        "--set", f"text_generation.model.api_base={loopback_server.api_base}",
+        "--set", "text_generation.model.temperature=0.25",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out)
+    assert set(frame["model_name"]) == {"openai/loopback"}  # every response came over HTTP
+    bodies = [r.body for r in loopback_server.requests]
+    assert len(bodies) == frame.height and {b["temperature"] for b in bodies} == {0.25}
+    record = json.loads(CliRunner().invoke(main, ["show", str(out)]).output)
+    assert record["recipe"]["overrides"][0] == "self_instruct.num_instructions=5"
+    assert record["steps"][0]["attributes"] == {"num_instructions": 5}
+    assert record["steps"][2]["model"] == "openai/loopback"
+
+
+def test_set_reaches_steps_inside_loops_and_checks_types():
+    import runpy
+
+    recipe = runpy.run_path(str(BOOTSTRAP))["recipe"]
+    changed = apply_overrides(recipe, ["dedup_rouge_l.threshold=0.5", "repeat_until.max_rounds=2"])
+    loop = next(s for s in changed.steps if s.name == "repeat_until")
+    assert loop.max_rounds == 2
+    dedup = [s for s in _walk(changed) if s.name == "dedup_rouge_l"]
+    assert dedup and all(s.threshold == 0.5 for s in dedup)
+    with pytest.raises(PromptflowError, match="valid number"):
+        apply_overrides(recipe, ["dedup_rouge_l.threshold=high"])
+
+
+def _walk(recipe):
+    for step in recipe.steps:
+        yield step
+        if hasattr(step, "body"):
+            yield from _walk(step.body)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "says"),
+    [
+        ("self_instruct.bogus=1", "has no attribute 'bogus'; it has application_description"),
+        ("nowhere.x=1", "the recipe has no step 'nowhere'; its steps are explode"),
+        ("self_instruct", "write STEP.ATTRIBUTE=VALUE"),
+        ("text_generation.model.api_key=sk-123", "keys stay out of command lines"),
+        ("self_instruct.num_instructions=many", "valid integer"),
+    ],
+)
+def test_a_bad_set_is_one_clear_line_before_any_call(tmp_path, assignment, says):
+    result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "o.parquet", "--set", assignment)
+    assert result.exit_code == 1 and says in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_recipe_overrides_change_the_resume_fingerprint(tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert _run(RECIPE, "-i", DOCUMENTS, "-o", out, "--limit", "2").exit_code == 0
+    first = out.read_text()
+    template = "text_generation.template=Briefly: {{ instruction }}"
+    again = _run(RECIPE, "-i", DOCUMENTS, "-o", out, "--limit", "2", "--set", template)
+    assert again.exit_code == 0 and out.read_text() != first  # not the earlier run's parts
+    before = [json.loads(line) for line in first.splitlines()]
+    after = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["instruction"] for r in after] == [r["instruction"] for r in before]
+    assert all(a["generation"] != b["generation"] for a, b in zip(after, before, strict=True))
+
+
+def test_standard_input_and_output_as_json_lines():
+    rows = DOCUMENTS.read_text().splitlines()[:2]
+    result = _run(RECIPE, "-i", "-", "-o", "-", input="\n".join(rows) + "\n")
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert out and {row["input"] for row in out} == {json.loads(r)["input"] for r in rows}
+    assert "wrote" in result.stderr and "wrote" not in result.stdout
+
+
+def test_dry_run_reads_standard_input():
+    result = _run(RECIPE, "-i", "-", "-o", "x.jsonl", "--dry-run", input=DOCUMENTS.read_text())
+    assert result.exit_code == 0, result.output
+    assert "self_instruct" in result.output and not Path("x.jsonl").exists()
+
+
+datasets = pytest.importorskip("datasets")
+
+
+def test_datasets_folder_out_and_back_in_with_a_card(tmp_path):
+    folder = tmp_path / "generated"
+    assert _run(RECIPE, "-i", DOCUMENTS, "-o", folder, "--limit", "3").exit_code == 0
+    dataset = datasets.load_from_disk(str(folder))
+    assert {"input", "instruction", "generation"} <= set(dataset.column_names)
+    assert len({row["input"] for row in dataset}) == 3
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\n") and "size_categories:\n- n<1K" in card
+    assert "arXiv 2212.10560" in card and "`mock`" in card and "| rows in | 3 |" in card
+    assert "self_instruct.step(num_instructions=3)" in card  # the recipe's source
+    shown = json.loads(CliRunner().invoke(main, ["show", str(folder)]).output)
+    assert shown["totals"]["rows_in"] == 3
+    # and a datasets folder is an input, too
+    out = tmp_path / "again.parquet"
+    again = _run(RECIPE, "-i", folder, "-o", out, "--set", "self_instruct.num_instructions=1")
+    assert again.exit_code == 0, again.output
+    assert pl.read_parquet(out)["input"].n_unique() == 3
+
+
+def test_a_folder_of_splits_names_them(tmp_path):
+    split = datasets.Dataset.from_list([{"input": "Bees make honey."}])
+    datasets.DatasetDict(train=split, test=split).save_to_disk(str(tmp_path / "dd"))
+    result = _run(RECIPE, "-i", tmp_path / "dd", "-o", tmp_path / "o.jsonl")
+    assert result.exit_code == 1 and f"pass one of them: {tmp_path / 'dd'}/train" in result.output
+
+
+def test_the_card_lists_techniques_inside_loops(tmp_path):
+    folder = tmp_path / "bootstrap"
+    seeds = ROOT / "recipes" / "data" / "seed_tasks.jsonl"
+    result = _run(BOOTSTRAP, "-i", seeds, "-o", folder, "--set", "repeat_until.max_rounds=1")
+    assert result.exit_code == 0, result.output
+    card = (folder / "README.md").read_text()
+    assert "**bootstrap_instructions**" in card and "**generate_instances**" in card
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("hf://datasets/only-owner", "write hf://datasets/OWNER/NAME"),
+        ("hf://models/owner/name", "write hf://datasets/OWNER/NAME"),
+        ("hf://datasets/owner/name/data/train.jsonl", "could not download"),
+        ("hf://datasets/owner/name", "could not load hf://datasets/owner/name (split 'train')"),
+    ],
+)
+def test_hub_inputs_fail_clearly_without_a_network(tmp_path, monkeypatch, url, says):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = _run(RECIPE, "-i", url, "-o", tmp_path / "o.jsonl")
+    assert result.exit_code == 1 and says in result.output, result.output
+    assert "Traceback" not in result.output
