@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Verdict", "dedupe", "rouge_l", "rouge_tokens"]
+__all__ = ["Verdict", "dedupe", "nearest_scores", "rouge_l", "rouge_tokens"]
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _BLOCK = 512
@@ -80,7 +80,9 @@ class _Vocabulary:
         return "".join(chars)
 
 
-def _f_measure(lcs: np.ndarray, new_length: int, other_lengths: np.ndarray) -> np.ndarray:
+def _f_measure(
+    lcs: np.ndarray, new_length: int | np.ndarray, other_lengths: np.ndarray
+) -> np.ndarray:
     import numpy as np
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -88,6 +90,27 @@ def _f_measure(lcs: np.ndarray, new_length: int, other_lengths: np.ndarray) -> n
         recall = lcs / new_length
         scores = 2 * precision * recall / (precision + recall)
     return np.where(lcs > 0, scores, 0.0)
+
+
+def nearest_scores(texts: Sequence[str], against: Sequence[str]) -> list[float]:
+    """Each text's highest ROUGE-L F-measure against any of *against* (0.0 if none).
+
+    >>> nearest_scores(["Write a poem about the sea.", "List primes."], ["Write a sea poem."])
+    [0.6, 0.0]
+    """
+    import numpy as np
+    from rapidfuzz.distance import LCSseq
+    from rapidfuzz.process import cdist
+
+    if not texts or not against:
+        return [0.0] * len(texts)
+    vocabulary = _Vocabulary()
+    new = [vocabulary.encode(t) for t in texts]
+    old = [vocabulary.encode(t) for t in against]
+    lcs = cdist(new, old, scorer=LCSseq.similarity, dtype=np.int32, workers=-1)
+    new_lengths = np.array([len(e) for e in new], dtype=np.float64)[:, None]
+    old_lengths = np.array([len(e) for e in old], dtype=np.float64)[None, :]
+    return [float(x) for x in _f_measure(lcs, new_lengths, old_lengths).max(axis=1)]
 
 
 def dedupe(

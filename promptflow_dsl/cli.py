@@ -366,6 +366,60 @@ def show(ctx: click.Context, recipe_file: Path) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option(
+    "--seeds",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Seed tasks (any input format) to compare the instructions with (ROUGE-L).",
+)
+@click.option(
+    "--to",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the HTML (default: OUTPUT's name with .report.html).",
+)
+@click.option("--instruction-column", default=None, help="The instructions (default: guessed).")
+@click.option("--response-column", default=None, help="The responses (default: guessed).")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    output: Path,
+    seeds: Path | None,
+    report_path: Path | None,
+    instruction_column: str | None,
+    response_column: str | None,
+) -> None:
+    """Write a self-contained HTML report of OUTPUT (a file or datasets folder).
+
+    Rows, failures, tokens, dollars and models; length distributions; the most common
+    leading verbs; and with --seeds, the ROUGE-L similarity to the seed instructions.
+    """
+    from ._errors import PromptflowError
+    from ._report import build_report
+
+    target = report_path or output.with_name(output.name.split(".")[0] + ".report.html")
+    try:
+        if not output.exists():
+            message = f"{output} does not exist"
+            raise PromptflowError(message)
+        page = build_report(
+            output,
+            seeds=seeds,
+            instruction_column=instruction_column,
+            response_column=response_column,
+        )
+    except PromptflowError as exc:
+        if ctx.obj["debug"]:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    target.write_text(page)
+    click.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB)")
+
+
 @main.group()
 def cache() -> None:
     """Inspect or clear the reply cache."""

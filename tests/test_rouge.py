@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer, tokenize
 
 from promptflow_dsl import dedup_rouge_l
-from promptflow_dsl._rouge import judge, rouge_l, rouge_tokens
+from promptflow_dsl._rouge import judge, nearest_scores, rouge_l, rouge_tokens
 
 WORDS = st.sampled_from(
     "the a sea Sea poem write list primes 3 numbers about, explain why how-to sky! blue".split()
@@ -28,6 +28,14 @@ def test_tokens_match_rouge_score(text):
 @given(texts, texts)
 def test_scores_match_rouge_score(new, other):
     assert abs(rouge_l(new, other) - reference_f(new, other)) <= 1e-12
+
+
+@given(st.lists(texts, max_size=15), st.lists(texts, max_size=6))
+def test_nearest_scores_are_the_best_reference_score(generated, seeds):
+    expected = [max((reference_f(g, s) for s in seeds), default=0.0) for g in generated]
+    got = nearest_scores(generated, seeds)
+    assert len(got) == len(generated)
+    assert all(abs(a - b) <= 1e-12 for a, b in zip(got, expected, strict=True))
 
 
 @given(st.lists(texts, max_size=25), st.lists(texts, max_size=5))

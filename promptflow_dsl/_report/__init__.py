@@ -1,0 +1,48 @@
+"""``promptflow report``: a self-contained HTML report of a generated dataset.
+
+It shows rows, failures, tokens, dollars and models; the length distributions of the
+instructions and responses; the most common leading verbs; and, given seed instructions,
+the histogram of ROUGE-L similarity to the most similar seed, as in the Self-Instruct
+paper's analysis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._figures import ReportFigures, leading_word, measure
+from ._render import render_report
+
+__all__ = ["ReportFigures", "build_report", "leading_word", "measure", "render_report"]
+
+
+def build_report(
+    output: Path,
+    *,
+    seeds: Path | None = None,
+    instruction_column: str | None = None,
+    response_column: str | None = None,
+) -> str:
+    """The HTML report of an output file or datasets folder (*seeds*: a file of seed tasks)."""
+    from .._io.frames import read_frame
+    from .._io.provenance import read_provenance
+    from ._figures import INSTRUCTION_COLUMNS, _pick, _texts
+
+    frame = read_frame(output)
+    seed_texts = None
+    if seeds is not None:
+        seed_frame = read_frame(seeds)
+        column = _pick(
+            seed_frame,
+            instruction_column if instruction_column in seed_frame.columns else None,
+            INSTRUCTION_COLUMNS,
+        )
+        seed_texts = _texts(seed_frame[column]) if column else []
+    figures = measure(
+        frame,
+        provenance=read_provenance(output),
+        seeds=seed_texts,
+        instruction_column=instruction_column,
+        response_column=response_column,
+    )
+    return render_report(figures, title=f"Dataset report: {output.name}")

@@ -1,0 +1,155 @@
+"""The figures of a dataset report, measured from an output frame (no plotting here).
+
+>>> import polars as pl
+>>> frame = pl.DataFrame({"instruction": ["Write a haiku.", "What is rain?"],
+...                       "generation": ["Soft rain on the roof.", "Water falling."]})
+>>> figures = measure(frame)
+>>> figures.rows, figures.instruction_column, figures.leading_verbs, figures.questions
+(2, 'instruction', [('write', 1)], 1)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from .._errors import PromptflowError
+from .._rouge import nearest_scores
+
+__all__ = ["ReportFigures", "leading_word", "measure"]
+
+INSTRUCTION_COLUMNS = ("instruction", "evolved_instruction", "prompt", "user", "question")
+RESPONSE_COLUMNS = ("generation", "response", "completion", "assistant", "answer", "output")
+
+_POLITE = re.compile(r"^\W*(?:please\s+|(?:can|could|would|will)\s+you\s+(?:please\s+)?)", re.I)
+_WORD = re.compile(r"[a-z][a-z'-]*")
+_QUESTION_WORDS = frozenset(
+    "what how why who whom whose when where which is are was were do does did can could "
+    "should would will shall may might has have".split()
+)
+_NOT_VERBS = frozenset(
+    "the a an i i'm my me we our you your it its this that these those there here in on of for "
+    "to as at by if given with from and or but suppose imagine".split()
+)
+
+
+def leading_word(text: str) -> tuple[str, str] | None:
+    """The instruction's first word and its kind: ``verb``, ``question`` or ``other``.
+
+    Polite openings ("Please", "Can you") are skipped, so "Can you list..." leads with
+    "list". The kind is a word-list rule, not a parser: an imperative instruction's
+    first word is its verb.
+
+    >>> leading_word("Please summarise this text."), leading_word("Why is the sky blue?")
+    (('summarise', 'verb'), ('why', 'question'))
+    """
+    found = _WORD.search(_POLITE.sub("", text.strip()).lower())
+    if not found:
+        return None
+    word = found.group()
+    if word in _QUESTION_WORDS:
+        return word, "question"
+    return word, "other" if word in _NOT_VERBS else "verb"
+
+
+@dataclass
+class ReportFigures:
+    """What the report shows. Counts are of rows; lengths are in words."""
+
+    rows: int
+    failures: int = 0
+    failure_types: list[tuple[str, int]] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    cache_hits: int | None = None
+    models: list[tuple[str, int]] = field(default_factory=list)
+    instruction_column: str | None = None
+    response_column: str | None = None
+    unique_instructions: int = 0
+    instruction_lengths: list[int] = field(default_factory=list)
+    response_lengths: list[int] = field(default_factory=list)
+    leading_verbs: list[tuple[str, int]] = field(default_factory=list)
+    questions: int = 0
+    seed_count: int = 0
+    seed_similarity: list[float] = field(default_factory=list)
+    provenance: dict[str, Any] | None = None
+
+
+def _pick(frame: pl.DataFrame, wanted: str | None, candidates: tuple[str, ...]) -> str | None:
+    if wanted is not None:
+        if wanted not in frame.columns:
+            message = f"the output has no column {wanted!r}; its columns are {frame.columns}"
+            raise PromptflowError(message)
+        return wanted
+    return next((c for c in candidates if frame.schema.get(c) == pl.String), None)
+
+
+def _turns(frame: pl.DataFrame, role: str) -> pl.Series | None:
+    """The first *role* message of a ``conversation`` column, if the frame has one."""
+    dtype = frame.schema.get("conversation")
+    if not (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)):
+        return None
+    turns = pl.col("conversation").list.eval(
+        pl.element().filter(pl.element().struct.field("role") == role).struct.field("content")
+    )
+    return frame.select(turns.list.first().alias(role)).to_series()
+
+
+def _texts(series: pl.Series | None) -> list[str]:
+    return [] if series is None else [t for t in series.to_list() if isinstance(t, str) and t]
+
+
+def measure(
+    frame: pl.DataFrame,
+    *,
+    provenance: dict[str, Any] | None = None,
+    seeds: list[str] | None = None,
+    instruction_column: str | None = None,
+    response_column: str | None = None,
+    top_verbs: int = 20,
+) -> ReportFigures:
+    """Measure an output frame: totals, lengths, leading verbs and similarity to *seeds*."""
+    figures = ReportFigures(rows=frame.height, provenance=provenance)
+    if "error" in frame.columns:
+        errors = frame["error"].drop_nulls()
+        figures.failures = errors.len()
+        if errors.len() and isinstance(errors.dtype, pl.Struct):
+            types = Counter(errors.struct.field("type").fill_null("?").to_list())
+            figures.failure_types = types.most_common()
+    if isinstance(frame.schema.get("usage"), pl.Struct):
+        usage = frame["usage"].struct.unnest()
+        figures.input_tokens = int(usage["input_tokens"].sum())
+        figures.output_tokens = int(usage["output_tokens"].sum())
+        figures.cost_usd = float(usage["cost_usd"].sum())
+        figures.cache_hits = int(usage["cache_hit"].sum())
+    if "model_name" in frame.columns:
+        figures.models = Counter(frame["model_name"].fill_null("(failed)").to_list()).most_common()
+
+    figures.instruction_column = _pick(frame, instruction_column, INSTRUCTION_COLUMNS)
+    figures.response_column = _pick(frame, response_column, RESPONSE_COLUMNS)
+    instructions = _texts(
+        frame[figures.instruction_column] if figures.instruction_column else _turns(frame, "user")
+    )
+    responses = _texts(
+        frame[figures.response_column] if figures.response_column else _turns(frame, "assistant")
+    )
+    if not figures.instruction_column and instructions:
+        figures.instruction_column = "conversation (first user turn)"
+    if not figures.response_column and responses:
+        figures.response_column = "conversation (first assistant turn)"
+    unique = list(dict.fromkeys(instructions))
+    figures.unique_instructions = len(unique)
+    figures.instruction_lengths = [len(t.split()) for t in instructions]
+    figures.response_lengths = [len(t.split()) for t in responses]
+    kinds = [w for w in map(leading_word, unique) if w is not None]
+    figures.leading_verbs = Counter(w for w, k in kinds if k == "verb").most_common(top_verbs)
+    figures.questions = sum(1 for _, k in kinds if k == "question")
+    if seeds:
+        figures.seed_count = len(seeds)
+        figures.seed_similarity = nearest_scores(unique, seeds)
+    return figures

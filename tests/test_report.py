@@ -1,0 +1,117 @@
+"""promptflow report: figures measured from real offline runs, rendered to self-contained HTML."""
+
+import base64
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from promptflow_dsl import conversation, text_generation
+from promptflow_dsl._report import leading_word, measure
+from promptflow_dsl._rouge import nearest_scores
+from promptflow_dsl.cli import main
+
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "self_instruct.py"
+DOCUMENTS = ROOT / "recipes" / "data" / "documents.jsonl"
+SEEDS = ROOT / "recipes" / "data" / "seed_tasks.jsonl"
+PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    source = folder / "docs.jsonl"
+    source.write_text(DOCUMENTS.read_text() + '{"input": null}\n')  # one row fails
+    out = folder / "out.parquet"
+    result = CliRunner().invoke(main, ["run", str(RECIPE), "-i", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _text(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+def test_report_shows_the_run_and_embeds_its_plots(generated, tmp_path):
+    target = tmp_path / "r.html"
+    result = CliRunner().invoke(
+        main, ["report", str(generated), "--seeds", str(SEEDS), "--to", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    page = target.read_text()
+    frame = pl.read_parquet(generated)
+    text = _text(page)
+    failed = frame["error"].drop_nulls().len()
+    assert failed == 1
+    assert f"rows {frame.height:,}" in text and f"failed rows {failed}" in text
+    assert "model: mock (offline, fabricated)" in text and "failure: MissingInput 1 rows" in text
+    tokens = frame["usage"].struct.field("input_tokens").sum()
+    assert f"tokens in {tokens:,}" in text
+    images = PNG.findall(page)
+    assert len(images) == 3  # lengths, leading verbs, similarity to the seeds
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    seeds = pl.read_ndjson(SEEDS)["instruction"].to_list()
+    distinct = list(dict.fromkeys(frame["instruction"].drop_nulls().to_list()))
+    mean = sum(nearest_scores(distinct, seeds)) / len(distinct)
+    assert f"For each of {len(distinct)} distinct instructions" in text
+    assert f"Mean {mean:.3f}" in text
+    assert "self_instruct &gt;&gt; explode &gt;&gt; text_generation" in page  # the provenance
+
+
+def test_default_report_path_and_no_seeds(generated):
+    result = CliRunner().invoke(main, ["report", str(generated)])
+    assert result.exit_code == 0, result.output
+    page = generated.with_name("out.report.html").read_text()
+    assert "Pass --seeds SEEDS.jsonl" in page and len(PNG.findall(page)) == 2
+
+
+def test_report_errors_are_one_line(generated, tmp_path):
+    gone = CliRunner().invoke(main, ["report", str(tmp_path / "missing.parquet")])
+    assert gone.exit_code == 1 and "missing.parquet does not exist" in gone.output
+    bad = CliRunner().invoke(main, ["report", str(generated), "--response-column", "nope"])
+    assert bad.exit_code == 1 and "the output has no column 'nope'" in bad.output
+    assert "Traceback" not in gone.output + bad.output
+
+
+def test_conversations_give_instructions_and_responses():
+    recipe = text_generation.step() >> conversation(user="instruction", assistant="generation")
+    frame = recipe.run([{"instruction": "Name three rivers."}, {"instruction": "Why rain?"}], model="mock")
+    figures = measure(frame.drop("instruction", "generation"))
+    assert figures.instruction_column == "conversation (first user turn)"
+    assert figures.leading_verbs == [("name", 1)] and figures.questions == 1
+    assert figures.response_lengths == [len(g.split()) for g in frame["generation"]]
+
+
+@given(st.text(max_size=60))
+def test_leading_word_is_a_lower_case_word_of_the_text(text):
+    found = leading_word(text)
+    if found is not None:
+        word, kind = found
+        assert word == word.lower() and word in text.lower()
+        assert kind in {"verb", "question", "other"}
+        assert leading_word("Please " + text) == found or text.lower().lstrip().startswith(
+            ("please", "can you", "could you", "would you", "will you")
+        ) or not text.strip()[:1].isalpha()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Write a poem.", ("write", "verb")),
+        ("  Can you please list three primes?", ("list", "verb")),
+        ("What is ROUGE?", ("what", "question")),
+        ("Given a list, sort it.", ("given", "other")),
+        ("1. Translate this.", ("translate", "verb")),
+        ("", None),
+    ],
+)
+def test_leading_word_examples(text, expected):
+    assert leading_word(text) == expected
