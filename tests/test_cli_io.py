@@ -7,7 +7,6 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from promptflow_dsl import explode, self_instruct, text_generation
 from promptflow_dsl._errors import PromptflowError
 from promptflow_dsl._recipe._overrides import apply_overrides
 from promptflow_dsl.cli import main

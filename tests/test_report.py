@@ -1,6 +1,7 @@
 """promptflow report: figures measured from real offline runs, rendered to self-contained HTML."""
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -52,8 +53,11 @@ def test_report_shows_the_run_and_embeds_its_plots(generated, tmp_path):
     assert failed == 1
     assert f"rows {frame.height:,}" in text and f"failed rows {failed}" in text
     assert "model: mock (offline, fabricated)" in text and "failure: MissingInput 1 rows" in text
-    tokens = frame["usage"].struct.field("input_tokens").sum()
-    assert f"tokens in {tokens:,}" in text
+    totals = json.loads(pl.read_parquet_metadata(generated)["promptflow_dsl"])["totals"]
+    assert f"calls {totals['calls']:,}" in text  # every step's calls, not the last column's
+    assert f"tokens in {totals['input_tokens']:,}" in text
+    last_step = frame["usage"].struct.field("input_tokens").sum()
+    assert totals["input_tokens"] > last_step
     images = PNG.findall(page)
     assert len(images) == 3  # lengths, leading verbs, similarity to the seeds
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
@@ -81,9 +85,22 @@ def test_report_errors_are_one_line(generated, tmp_path):
     assert "Traceback" not in gone.output + bad.output
 
 
+def test_a_file_without_provenance_reports_its_usage_columns(generated, tmp_path):
+    plain = tmp_path / "plain.parquet"
+    frame = pl.read_parquet(generated)
+    frame.write_parquet(plain)  # no key-value metadata
+    assert CliRunner().invoke(main, ["report", str(plain)]).exit_code == 0
+    text = _text((tmp_path / "plain.report.html").read_text())
+    tokens = frame["usage"].struct.field("input_tokens").sum()
+    assert f"tokens in {tokens:,}" in text and "calls n/a" in text
+    assert "carries no provenance" in text
+
+
 def test_conversations_give_instructions_and_responses():
     recipe = text_generation.step() >> conversation(user="instruction", assistant="generation")
-    frame = recipe.run([{"instruction": "Name three rivers."}, {"instruction": "Why rain?"}], model="mock")
+    frame = recipe.run(
+        [{"instruction": "Name three rivers."}, {"instruction": "Why rain?"}], model="mock"
+    )
     figures = measure(frame.drop("instruction", "generation"))
     assert figures.instruction_column == "conversation (first user turn)"
     assert figures.leading_verbs == [("name", 1)] and figures.questions == 1
@@ -97,9 +114,13 @@ def test_leading_word_is_a_lower_case_word_of_the_text(text):
         word, kind = found
         assert word == word.lower() and word in text.lower()
         assert kind in {"verb", "question", "other"}
-        assert leading_word("Please " + text) == found or text.lower().lstrip().startswith(
-            ("please", "can you", "could you", "would you", "will you")
-        ) or not text.strip()[:1].isalpha()
+        assert (
+            leading_word("Please " + text) == found
+            or text.lower()
+            .lstrip()
+            .startswith(("please", "can you", "could you", "would you", "will you"))
+            or not text.strip()[:1].isalpha()
+        )
 
 
 @pytest.mark.parametrize(

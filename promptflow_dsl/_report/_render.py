@@ -108,28 +108,25 @@ def _spread(values: list[int]) -> str:
 
 def _overview(figures: ReportFigures) -> str:
     share = f" ({figures.failures / figures.rows:.1%})" if figures.rows else ""
-    # Columns first; the run's totals when a recipe dropped the usage column (an export).
-    totals = (figures.provenance or {}).get("totals", {})
-    tokens_in = (
-        figures.input_tokens if figures.input_tokens is not None else totals.get("input_tokens")
-    )
-    tokens_out = (
-        figures.output_tokens if figures.output_tokens is not None else totals.get("output_tokens")
-    )
-    cost = figures.cost_usd if figures.cost_usd is not None else totals.get("cost_usd")
+    # The run's totals count every step's calls; a row's usage column only its last step's.
+    # Without provenance (a file from elsewhere), the columns are what there is.
+    measured = {
+        "calls": None,
+        "input_tokens": figures.input_tokens,
+        "output_tokens": figures.output_tokens,
+        "cost_usd": figures.cost_usd,
+        "cache_hits": figures.cache_hits,
+    }
+    totals = {**measured, **(figures.provenance or {}).get("totals", {})}
+    cost = totals["cost_usd"]
     rows: list[tuple[str, Any]] = [
         ("rows", f"{figures.rows:,}"),
         ("failed rows", f"{figures.failures:,}{share}"),
-        ("calls", _number(totals.get("calls"))),
-        ("tokens in", _number(tokens_in)),
-        ("tokens out", _number(tokens_out)),
+        ("calls", _number(totals["calls"])),
+        ("tokens in", _number(totals["input_tokens"])),
+        ("tokens out", _number(totals["output_tokens"])),
         ("cost", "n/a" if cost is None else f"${cost:.4f}"),
-        (
-            "cached replies",
-            _number(
-                figures.cache_hits if figures.cache_hits is not None else totals.get("cache_hits")
-            ),
-        ),
+        ("cached replies", _number(totals["cache_hits"])),
     ]
     rows += [(f"model: {name}", f"{count:,} rows") for name, count in figures.models]
     rows += [(f"failure: {kind}", f"{count:,} rows") for kind, count in figures.failure_types]
