@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "dataset_card",
     "fetch_hub_file",
+    "hub_parts",
     "load_folder",
     "load_hub_dataset",
     "push_to_hub",
@@ -61,8 +62,12 @@ def save_folder(frame: pl.DataFrame, path: Path) -> None:
     _datasets().Dataset.from_polars(frame).save_to_disk(str(path))
 
 
-def _hub_parts(url: str) -> tuple[str, str]:
-    """``hf://datasets/OWNER/NAME[/FILE]`` as (``OWNER/NAME``, ``FILE`` or "")."""
+def hub_parts(url: str) -> tuple[str, str]:
+    """``hf://datasets/OWNER/NAME[/FILE]`` as (``OWNER/NAME``, ``FILE`` or "").
+
+    >>> hub_parts("hf://datasets/org/data.v2/train/part-0.parquet")
+    ('org/data.v2', 'train/part-0.parquet')
+    """
     parts = url.removeprefix("hf://").split("/")
     if len(parts) < 3 or parts[0] != "datasets" or not all(parts[1:3]):
         message = f"{url}: write hf://datasets/OWNER/NAME, or hf://datasets/OWNER/NAME/FILE"
@@ -75,7 +80,7 @@ def fetch_hub_file(url: str, into: Path) -> Path:
     _datasets()
     from huggingface_hub import HfFileSystem
 
-    repo, file = _hub_parts(url)
+    repo, file = hub_parts(url)
     local = into / Path(file).name
     try:
         HfFileSystem().get_file(f"datasets/{repo}/{file}", str(local))
@@ -87,10 +92,7 @@ def fetch_hub_file(url: str, into: Path) -> Path:
 
 def load_hub_dataset(url: str, split: str = "train") -> pl.DataFrame:
     """The *split* of a Hub dataset, ``hf://datasets/OWNER/NAME``, through ``load_dataset``."""
-    repo, file = _hub_parts(url)
-    if file:
-        message = f"{url}: name a data file with an extension (.jsonl, .csv, .parquet, ...)"
-        raise PromptflowError(message)
+    repo, _ = hub_parts(url)
     datasets = _datasets()
     try:
         loaded = datasets.load_dataset(repo, split=split)

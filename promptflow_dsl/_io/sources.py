@@ -72,9 +72,9 @@ def open_source(name: str, scratch: Path) -> Source:
 
 
 def _hub(url: str, scratch: Path) -> Source:
-    from .hf import fetch_hub_file, load_hub_dataset
+    from .hf import fetch_hub_file, hub_parts, load_hub_dataset
 
-    if Path(url).suffix:  # one data file of the repository
+    if hub_parts(url)[1]:  # one data file of the repository
         path = fetch_hub_file(url, scratch)
         check_format(path)
         return _copied(url, path)
