@@ -211,7 +211,16 @@ def _dry_run(
     return format_estimate(estimate(run.rehearsal, total / sample.height), total, sample.height)
 
 
-def _run(  # noqa: PLR0913 - the command's options, passed through
+def _run(recipe_file: Path, **options: Any) -> RunSummary:
+    """Run in a scratch folder (for standard input and output, Hub copies), always removed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
+        return _run_in(Path(scratch), recipe_file, **options)
+
+
+def _run_in(  # noqa: PLR0913 - the command's options, passed through
+    scratch: Path,
     recipe_file: Path,
     *,
     input_name: str,
@@ -230,7 +239,6 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
 ) -> RunSummary:
     import hashlib
     import shutil
-    import tempfile
 
     from ._engine._cache import open_cache
     from ._engine._portal import run_sync
@@ -243,7 +251,6 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
     from ._io.sources import STDIO, open_source
     from ._recipe._recipe import RunSummary
 
-    scratch = Path(tempfile.mkdtemp(prefix="promptflow-"))
     to_stdout = output_name == STDIO
     output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
     output_format = check_format(output_path)  # fail before spending anything
@@ -307,7 +314,6 @@ def _run(  # noqa: PLR0913 - the command's options, passed through
         with output_path.open("rb") as handle:
             shutil.copyfileobj(handle, sys.stdout.buffer)
         sys.stdout.buffer.flush()
-    shutil.rmtree(scratch, ignore_errors=True)
     return summary
 
 

@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 
@@ -7,6 +9,7 @@ from hypothesis import HealthCheck, settings
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Tests never touch the user's cache: each session gets its own.
 os.environ["PROMPTFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="promptflow-test-cache-")
+atexit.register(shutil.rmtree, os.environ["PROMPTFLOW_CACHE_DIR"], ignore_errors=True)
 
 settings.register_profile(
     "ci",
