@@ -117,7 +117,8 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=5,
     show_default=True,
     type=click.IntRange(min=1),
-    help="How many rows --dry-run rehearses offline before scaling up.",
+    help="How many rows --dry-run rehearses offline before scaling up (all of them for a "
+    "recipe with a whole-frame step).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -201,7 +202,9 @@ def _dry_run(
     with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
         source = open_source(input_name, Path(scratch))
         total = count_rows(source.path, limit=limit)
-        sample = next(iter_chunks(source.path, min(dry_run_rows, total) or 1, limit=limit), None)
+        # A whole-frame step (sampling, a bootstrap loop) needs every row, as in a real run.
+        rows = dry_run_rows if recipe.row_wise else total
+        sample = next(iter_chunks(source.path, min(rows, total) or 1, limit=limit), None)
     if sample is None or total == 0:
         return "dry run: the input has no rows"
     recipe.check(sample.columns)

@@ -137,3 +137,13 @@ def test_show_of_a_file_without_provenance_says_so(tmp_path):
     pl.DataFrame({"a": [1]}).write_parquet(plain)
     result = CliRunner().invoke(main, ["show", str(plain)])
     assert result.exit_code == 1 and "carries no provenance" in result.output
+
+
+def test_dry_run_of_a_whole_frame_recipe_rehearses_every_row(tmp_path):
+    recipe = ROOT / "recipes" / "self_instruct_bootstrap.py"
+    seeds = ROOT / "recipes" / "data" / "seed_tasks.jsonl"
+    args = ["run", str(recipe), "-i", str(seeds), "-o", str(tmp_path / "o.jsonl"), "--dry-run"]
+    result = CliRunner().invoke(main, [*args, "--model", "text-completion-openai/davinci-002"])
+    assert result.exit_code == 0, result.output
+    assert "bootstrap_instructions" in result.output and "generate_instances" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
