@@ -133,8 +133,12 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
     resumes when started again with the same arguments: finished chunks are on disk and
     finished calls are in the cache.
     """
+    import signal
+
     from ._errors import PromptflowError
 
+    # A terminated run exits like an interrupted one: cleanups run, the scratch goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         if dry_run:
             click.echo(_dry_run(recipe_file, **options))
@@ -241,14 +245,16 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
     **_: Any,
 ) -> RunSummary:
     import hashlib
+    import itertools
     import shutil
 
     from ._engine._cache import open_cache
     from ._engine._portal import run_sync
     from ._engine._progress import ProgressDisplay
     from ._engine._run import RunContext
+    from ._errors import PromptflowError
     from ._io.chunks import PartWriter, iter_chunks
-    from ._io.frames import DATASET_FOLDER, check_format
+    from ._io.frames import DATASET_FOLDER, check_output
     from ._io.provenance import KEY as PROVENANCE_KEY
     from ._io.provenance import build_provenance, sidecar
     from ._io.sources import STDIO, open_source
@@ -256,14 +262,19 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
 
     to_stdout = output_name == STDIO
     output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
-    output_format = check_format(output_path)  # fail before spending anything
+    output_path = output_path.resolve() if output_path.name in ("", "..") else output_path
+    output_format = check_output(output_path)  # fail before spending anything
     if hub_repo:
-        from ._io.hf import _datasets
+        from ._io.hf import check_hub_repo
 
-        _datasets()  # the hf extra is missing: say so now, not after the run
+        check_hub_repo(hub_repo)  # the hf extra or a bad name: say so now, not after the run
     recipe, chosen = _prepare(recipe_file, overrides, model, api_base)
     source = open_source(input_name, scratch)
     size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
+    chunks = iter_chunks(source.path, size, limit=limit)
+    first = next(chunks, None)
+    if first is not None:
+        recipe.check(first.columns)  # a missing column fails before the first call
     writer = PartWriter(
         output_path,
         {
@@ -285,16 +296,20 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
             max_cost_usd=max_cost_usd,
             display=display,
         )
-        for index, chunk in enumerate(iter_chunks(source.path, size, limit=limit)):
-            if index == 0:
-                recipe.check(chunk.columns)  # a missing column fails before the first call
+        every = itertools.chain([first] if first is not None else [], chunks)
+        for index, chunk in enumerate(every):
             rows_in += chunk.height
             if not writer.done(index):
-                writer.write(index, run_sync(recipe.apply(chunk, run)))
+                before = dict(run.totals)
+                frame = run_sync(recipe.apply(chunk, run))
+                spent = {k: v - before.get(k, 0) for k, v in run.totals.items()}
+                writer.write(index, frame, usage=spent)
     first_error = writer.first_error()
     rows_out, failures = writer.counts()
     summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
-    provenance = build_provenance(recipe, recipe_file, chosen.name, summary, began, overrides)
+    # The output's totals: every chunk's calls, including those of earlier, resumed runs.
+    totals = summary.with_usage(writer.usage())
+    provenance = build_provenance(recipe, recipe_file, chosen.name, totals, began, overrides)
     record = json.dumps(provenance)
     writer.finish(metadata={PROVENANCE_KEY: record})
     if output_format == DATASET_FOLDER:
@@ -311,7 +326,11 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
         from ._io.frames import read_frame
         from ._io.hf import dataset_card, push_to_hub
 
-        url = push_to_hub(read_frame(output_path), hub_repo, dataset_card(provenance))
+        try:
+            url = push_to_hub(read_frame(output_path), hub_repo, dataset_card(provenance))
+        except PromptflowError as exc:
+            message = f"{exc}. The output is written: {output_name}"
+            raise PromptflowError(message) from None
         click.echo(f"pushed to {url}", err=True)
     if to_stdout:
         with output_path.open("rb") as handle:
@@ -360,6 +379,9 @@ def show(ctx: click.Context, recipe_file: Path) -> None:
     from ._io.recipes import load_recipe
 
     try:
+        if not recipe_file.exists():
+            message = f"{recipe_file} does not exist"
+            raise PromptflowError(message)
         if recipe_file.suffix.lower() != ".py":
             record = read_provenance(recipe_file)
             if record is None:
@@ -409,7 +431,7 @@ def report(
     from ._errors import PromptflowError
     from ._report import build_report
 
-    target = report_path or output.with_name(output.name.split(".")[0] + ".report.html")
+    target = report_path or output.with_suffix(".report.html")
     try:
         if not output.exists():
             message = f"{output} does not exist"
@@ -420,12 +442,16 @@ def report(
             instruction_column=instruction_column,
             response_column=response_column,
         )
+        try:
+            target.write_text(page)
+        except OSError as exc:
+            message = f"could not write the report to {target}: {exc.strerror or exc}"
+            raise PromptflowError(message) from None
     except PromptflowError as exc:
         if ctx.obj["debug"]:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    target.write_text(page)
     click.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB)")
 
 

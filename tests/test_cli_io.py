@@ -21,7 +21,9 @@ def _run(*args, **kwargs):
     return CliRunner().invoke(main, ["run", *map(str, args)], **kwargs)
 
 
-def test_set_overrides_attributes_and_models_and_is_recorded(loopback_server, tmp_path, monkeypatch):
+def test_set_overrides_attributes_and_models_and_is_recorded(
+    loopback_server, tmp_path, monkeypatch
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     out = tmp_path / "out.parquet"
     result = _run(
@@ -53,6 +55,17 @@ def test_set_reaches_steps_inside_loops_and_checks_types():
     assert dedup and all(s.threshold == 0.5 for s in dedup)
     with pytest.raises(PromptflowError, match="valid number"):
         apply_overrides(recipe, ["dedup_rouge_l.threshold=high"])
+    with pytest.raises(PromptflowError, match="predicate cannot be set from the command line"):
+        apply_overrides(recipe, ["filter.predicate=1"])
+    described = apply_overrides(recipe, ["generate_instances.model.max_tokens=64"])
+    assert [s.model.max_tokens for s in _walk(described) if s.name == "generate_instances"] == [64]
+
+
+def test_set_reads_json_that_was_meant_as_text():
+    from promptflow_dsl import self_instruct
+
+    step = apply_overrides(self_instruct.step(), ["self_instruct.application_description=2024"])
+    assert step.steps[0].attributes["application_description"] == "2024"
 
 
 def _walk(recipe):
@@ -68,15 +81,18 @@ def _walk(recipe):
         ("self_instruct.bogus=1", "has no attribute 'bogus'; it has application_description"),
         ("nowhere.x=1", "the recipe has no step 'nowhere'; its steps are explode"),
         ("self_instruct", "write STEP.ATTRIBUTE=VALUE"),
-        ("text_generation.model.api_key=sk-123", "keys stay out of command lines"),
+        ("text_generation.model.api_key=sk-123", "keys and credentials stay out of command lines"),
+        ('text_generation.model.params={"api_key": "sk-123"}', "stay out of command lines"),
+        ("text_generation.model.api_base=http://me:sk-123@host/v1", "stay out of command lines"),
         ("self_instruct.num_instructions=many", "valid integer"),
+        ("explode.column=nothing_here", "needs column 'nothing_here'"),
     ],
 )
 def test_a_bad_set_is_one_clear_line_before_any_call(tmp_path, assignment, says):
     result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "o.parquet", "--set", assignment)
     assert result.exit_code == 1 and says in result.output, result.output
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "o.parquet").exists()
+    assert "Traceback" not in result.output and "sk-123" not in result.output
+    assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.parquet.parts").exists()
 
 
 def test_recipe_overrides_change_the_resume_fingerprint(tmp_path):
@@ -160,3 +176,56 @@ def test_hub_inputs_fail_clearly_without_a_network(tmp_path, monkeypatch, url, s
     result = _run(RECIPE, "-i", url, "-o", tmp_path / "o.jsonl")
     assert result.exit_code == 1 and says in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_folder_that_is_not_a_dataset_is_never_written_into(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my project")
+    result = _run(RECIPE, "-i", DOCUMENTS, "-o", project)
+    assert result.exit_code == 1 and "holds other files, not a datasets folder" in result.output
+    assert [p.name for p in project.iterdir()] == ["README.md"]
+    assert (project / "README.md").read_text() == "my project"
+
+
+def test_a_datasets_folder_is_replaced_whole(tmp_path):
+    folder = tmp_path / "generated"
+    assert _run(RECIPE, "-i", DOCUMENTS, "-o", folder).exit_code == 0
+    assert _run(RECIPE, "-i", DOCUMENTS, "-o", folder, "--limit", "1").exit_code == 0
+    assert len({row["input"] for row in datasets.load_from_disk(str(folder))}) == 1
+    assert not list(tmp_path.glob(".generated*"))
+
+
+def test_the_card_names_the_overrides(tmp_path):
+    folder = tmp_path / "generated"
+    args = [RECIPE, "-i", DOCUMENTS, "-o", folder, "--limit", "1"]
+    assert _run(*args, "--set", "self_instruct.num_instructions=5").exit_code == 0
+    assert (
+        "Run with `--set self_instruct.num_instructions=5`." in (folder / "README.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [("hello\n", "could not read"), ("", "the input has no rows")],
+)
+def test_bad_standard_input_is_one_line(rows, says):
+    result = _run(RECIPE, "-i", "-", "-o", "-", input=rows)
+    if says == "the input has no rows":  # an empty input is an empty output, not an error
+        assert result.exit_code == 0 and result.stdout == "" and "0 rows in" in result.stderr
+        return
+    assert result.exit_code == 1 and says in result.stderr and "Traceback" not in result.output
+
+
+def test_hub_file_with_an_unknown_extension_fails_before_downloading(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _run(RECIPE, "-i", "hf://datasets/owner/name/notes.txt", "-o", tmp_path / "o.jsonl")
+    assert result.exit_code == 1 and "unknown file type '.txt'" in result.output
+
+
+def test_push_to_hub_checks_the_name_before_the_run(tmp_path):
+    result = _run(
+        RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "o.jsonl", "--push-to-hub", "not a repo"
+    )
+    assert result.exit_code == 1 and "--push-to-hub 'not a repo'" in result.output
+    assert not (tmp_path / "o.jsonl").exists()

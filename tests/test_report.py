@@ -136,3 +136,27 @@ def test_leading_word_is_a_lower_case_word_of_the_text(text):
 )
 def test_leading_word_examples(text, expected):
     assert leading_word(text) == expected
+
+
+def test_report_input_errors_are_one_line(generated, tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"text": "Write a poem."}\n')
+    no_column = CliRunner().invoke(main, ["report", str(generated), "--seeds", str(seeds)])
+    assert no_column.exit_code == 1 and "has no instruction column" in no_column.output
+    unwritable = CliRunner().invoke(
+        main, ["report", str(generated), "--to", str(tmp_path / "no" / "such" / "r.html")]
+    )
+    assert unwritable.exit_code == 1 and "could not write the report" in unwritable.output
+    assert "Traceback" not in no_column.output + unwritable.output
+
+
+def test_reports_of_similar_names_do_not_collide(generated, tmp_path):
+    for name in ("a.v1.parquet", "a.v2.parquet"):
+        pl.read_parquet(generated).write_parquet(tmp_path / name)
+        assert CliRunner().invoke(main, ["report", str(tmp_path / name)]).exit_code == 0
+    assert {p.name for p in tmp_path.glob("*.html")} == {"a.v1.report.html", "a.v2.report.html"}
+
+
+def test_show_of_a_missing_file_says_so(tmp_path):
+    result = CliRunner().invoke(main, ["show", str(tmp_path / "nope.parquet")])
+    assert result.exit_code == 1 and "nope.parquet does not exist" in result.output

@@ -16,13 +16,18 @@ from pathlib import Path
 
 import polars as pl
 
-from .frames import check_format, read_frame, write_frame
+from .frames import check_format, read_frame, reading, write_frame
 
 __all__ = ["PartWriter", "count_rows", "iter_chunks"]
 
 
 def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[pl.DataFrame]:
     """The input's rows, *size* at a time (JSON arrays are read whole)."""
+    with reading(path):
+        yield from _chunks(path, size, limit)
+
+
+def _chunks(path: Path, size: int, limit: int | None) -> Iterator[pl.DataFrame]:
     suffix = check_format(path)
     remaining = limit if limit is not None else float("inf")
     if suffix in (".jsonl", ".ndjson"):
@@ -79,11 +84,28 @@ class PartWriter:
         """True if chunk *index* was finished by this or an earlier run."""
         return self._part(index).exists()
 
-    def write(self, index: int, frame: pl.DataFrame) -> None:
-        """Store a finished chunk (atomically: a killed run never leaves half a part)."""
+    def write(self, index: int, frame: pl.DataFrame, usage: dict[str, float] | None = None) -> None:
+        """Store a finished chunk (atomically: a killed run never leaves half a part).
+
+        *usage* (calls, tokens, dollars spent on the chunk) is kept beside it, so the
+        output's totals include chunks that an earlier, interrupted run made.
+        """
+        if usage is not None:
+            spent = self.folder / f"usage-{index:06d}.json"
+            spent.with_suffix(".tmp").write_text(json.dumps(usage))
+            spent.with_suffix(".tmp").replace(spent)
         partial = self.folder / f".part-{index:06d}.tmp"
         frame.write_parquet(partial)
         partial.replace(self._part(index))
+
+    def usage(self) -> dict[str, float]:
+        """The calls, tokens and dollars spent on the finished chunks, by any run."""
+        totals: dict[str, float] = {}
+        for path in sorted(self.folder.glob("usage-*.json")):
+            if self._part(int(path.stem.split("-")[1])).exists():
+                for key, value in json.loads(path.read_text()).items():
+                    totals[key] = totals.get(key, 0) + value
+        return totals
 
     def first_error(self) -> dict[str, object] | None:
         """The first recorded row error in the finished parts, if any (to tell the user why)."""
@@ -131,6 +153,11 @@ class PartWriter:
 
 def count_rows(path: Path, *, limit: int | None = None) -> int:
     """The number of input rows (lines for JSONL; read for the other formats)."""
+    with reading(path):
+        return _count(path, limit)
+
+
+def _count(path: Path, limit: int | None) -> int:
     suffix = check_format(path)
     if suffix == ".parquet":
         rows = int(pl.scan_parquet(path).select(pl.len()).collect().item())

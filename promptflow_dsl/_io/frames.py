@@ -12,13 +12,23 @@ as ``Dataset.save_to_disk`` writes it (the ``hf`` extra).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
 from .._errors import PromptflowError
 
-__all__ = ["DATASET_FOLDER", "FORMATS", "check_format", "read_frame", "write_frame"]
+__all__ = [
+    "DATASET_FOLDER",
+    "FORMATS",
+    "check_format",
+    "check_output",
+    "read_frame",
+    "reading",
+    "write_frame",
+]
 
 FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 DATASET_FOLDER = "datasets folder"
@@ -38,6 +48,34 @@ def check_format(path: Path) -> str:
     return suffix
 
 
+def check_output(path: Path) -> str:
+    """The output's format; an existing folder must be a datasets folder (or empty).
+
+    A run never writes its rows into a folder that holds something else, such as a project.
+    """
+    suffix = check_format(path)
+    if suffix == DATASET_FOLDER and path.is_dir() and any(path.iterdir()):
+        markers = ("state.json", "dataset_dict.json")
+        if not any((path / marker).exists() for marker in markers):
+            message = (
+                f"{path} is a folder that holds other files, not a datasets folder; "
+                "name a new folder, or a file with an extension (.parquet, .jsonl, ...)"
+            )
+            raise PromptflowError(message)
+    return suffix
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn a file that cannot be parsed into one clear error that names it."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = f"could not read {path} as {path.suffix or 'JSON Lines'}: {reason}"
+        raise PromptflowError(message) from None
+
+
 def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     """Read a data file into a frame, the first *limit* rows if given."""
     path = Path(path)
@@ -45,18 +83,19 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     if not path.exists():
         message = f"input file {path} does not exist"
         raise PromptflowError(message)
-    if suffix == DATASET_FOLDER:
-        from .hf import load_folder
+    with reading(path):
+        if suffix == DATASET_FOLDER:
+            from .hf import load_folder
 
-        frame = load_folder(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame = pl.read_ndjson(path, n_rows=limit)
-    elif suffix == ".json":
-        frame = pl.read_json(path)
-    elif suffix == ".csv":
-        frame = pl.read_csv(path, n_rows=limit)
-    else:
-        frame = pl.read_parquet(path, n_rows=limit)
+            frame = load_folder(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            frame = pl.read_ndjson(path, n_rows=limit)
+        elif suffix == ".json":
+            frame = pl.read_json(path)
+        elif suffix == ".csv":
+            frame = pl.read_csv(path, n_rows=limit)
+        else:
+            frame = pl.read_parquet(path, n_rows=limit)
     return frame.head(limit) if limit is not None else frame
 
 
@@ -66,7 +105,7 @@ def write_frame(
     """Write a frame to a data file, creating its folder if needed.
 
     *metadata* (key-value strings) goes into a Parquet file's footer. A datasets folder is
-    replaced whole.
+    written beside and then swapped in, so it is replaced whole.
     """
     path = Path(path)
     suffix = check_format(path)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "check_hub_repo",
     "dataset_card",
     "fetch_hub_file",
     "hub_parts",
@@ -58,8 +59,32 @@ def load_folder(path: Path) -> pl.DataFrame:
 
 
 def save_folder(frame: pl.DataFrame, path: Path) -> None:
-    """Write the frame as a ``datasets`` folder (``datasets.load_from_disk`` reads it)."""
-    _datasets().Dataset.from_polars(frame).save_to_disk(str(path))
+    """Write the frame as a ``datasets`` folder (``datasets.load_from_disk`` reads it).
+
+    The folder is written beside and swapped in, so no shard of an earlier dataset stays.
+    """
+    import shutil
+
+    fresh = path.with_name(f".{path.name}.writing")
+    shutil.rmtree(fresh, ignore_errors=True)
+    _datasets().Dataset.from_polars(frame).save_to_disk(str(fresh))
+    shutil.rmtree(path, ignore_errors=True)
+    fresh.replace(path)
+
+
+def check_hub_repo(repo: str) -> None:
+    """Fail before a run whose push could not work: no hf extra, or not a Hub dataset name."""
+    _datasets()
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        message = f"--push-to-hub {repo!r}: {exc}"
+        raise PromptflowError(message) from None
+    if "/" not in repo:
+        message = f"--push-to-hub {repo!r}: write OWNER/NAME"
+        raise PromptflowError(message)
 
 
 def hub_parts(url: str) -> tuple[str, str]:
@@ -80,8 +105,11 @@ def fetch_hub_file(url: str, into: Path) -> Path:
     _datasets()
     from huggingface_hub import HfFileSystem
 
+    from .frames import check_format
+
     repo, file = hub_parts(url)
     local = into / Path(file).name
+    check_format(local)  # an unknown extension fails before the download
     try:
         HfFileSystem().get_file(f"datasets/{repo}/{file}", str(local))
     except Exception as exc:
@@ -148,6 +176,11 @@ def dataset_card(provenance: dict[str, Any], *, title: str = "Synthetic instruct
         f"Generated with promptflow_dsl {provenance.get('versions', {}).get('promptflow_dsl', '')}"
         f" by the recipe `{recipe.get('file', '?')}`: `{recipe.get('expression', '')}`.",
         "",
+        *(
+            [f"Run with `--set {o}`." for o in recipe.get("overrides", [])] + [""]
+            if recipe.get("overrides")
+            else []
+        ),
         "## Models",
         "",
         *(f"- `{model}`" for model in models),
@@ -184,7 +217,11 @@ def push_to_hub(frame: pl.DataFrame, repo: str, card: str) -> str:
     datasets = _datasets()
     from huggingface_hub import DatasetCard, HfApi
 
-    HfApi().create_repo(repo, repo_type="dataset", exist_ok=True)
-    DatasetCard(card).push_to_hub(repo, repo_type="dataset")
-    datasets.Dataset.from_polars(frame).push_to_hub(repo)
+    try:
+        HfApi().create_repo(repo, repo_type="dataset", exist_ok=True)
+        DatasetCard(card).push_to_hub(repo, repo_type="dataset")
+        datasets.Dataset.from_polars(frame).push_to_hub(repo)
+    except Exception as exc:
+        message = f"could not push to the Hub dataset {repo}: {exc}"
+        raise PromptflowError(message) from None
     return f"https://huggingface.co/datasets/{repo}"

@@ -42,6 +42,7 @@ class Override:
     attribute: str
     value: Any
     text: str
+    raw: str = dataclasses.field(default="", repr=False)  # the text after "=", as written
 
 
 def parse_override(text: str) -> Override:
@@ -61,11 +62,11 @@ def parse_override(text: str) -> Override:
         value = json.loads(raw)
     except ValueError:
         value = raw
-    return Override(step, attribute.strip(), value, text)
+    return Override(step, attribute.strip(), value, text, raw)
 
 
 def apply_overrides(
-    recipe: Recipe,
+    recipe: Recipe | Step,
     overrides: Iterable[str | Override],
     *,
     default_model: str | Model = OFFLINE_MODEL,
@@ -75,6 +76,7 @@ def apply_overrides(
     *default_model* is the run's model, the base for ``STEP.model.FIELD`` on a step that
     has no model of its own.
     """
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe((recipe,))
     for item in overrides:
         override = parse_override(item) if isinstance(item, str) else item
         found: list[str] = []
@@ -148,10 +150,10 @@ def _model(current: Model | None, default: Model, field_name: str, override: Ove
             if current
             else Model(override.value.strip())
         )
-    if field_name == "api_key":
+    if field_name == "api_key" or _holds_secret(field_name, override.value):
         message = (
-            f"--set {override.text!r}: keys stay out of command lines; "
-            "set the provider's environment variable"
+            f"--set {override.step}.{override.attribute}: keys and credentials stay out of "
+            "command lines (and provenance); set the provider's environment variable"
         )
         raise PromptflowError(message)
     fields = {f.name for f in dataclasses.fields(Model)} - {"name", "api_key"}
@@ -168,12 +170,39 @@ def _hints(owner: Any) -> dict[str, Any]:
     return typing.get_type_hints(owner, localns={"pl": pl})
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "header", "cookie")
+
+
+def _holds_secret(field_name: str, value: Any) -> bool:
+    """A value that may carry a credential: key-like params, or a base URL with a password."""
+    if field_name == "params" and isinstance(value, dict):
+        return any(word in str(name).lower() for name in value for word in _SECRET_WORDS)
+    if field_name == "api_base" and isinstance(value, str):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        return parts.username is not None or parts.password is not None
+    return False
+
+
 def _checked(override: Override, annotation: Any) -> Any:
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
     try:
-        return TypeAdapter(annotation).validate_python(override.value)
+        adapter = TypeAdapter(annotation)
+    except PydanticSchemaGenerationError:
+        message = (
+            f"--set {override.text!r}: {override.attribute} cannot be set from the command line"
+        )
+        raise PromptflowError(message) from None
+    try:
+        return adapter.validate_python(override.value)
     except ValidationError as exc:
+        if override.raw != override.value:  # JSON that was meant as text: `name=2024`
+            try:
+                return adapter.validate_python(override.raw)
+            except ValidationError:
+                pass
         reason = exc.errors()[0]["msg"]
         message = f"--set {override.text!r}: {reason}"
         raise PromptflowError(message) from None

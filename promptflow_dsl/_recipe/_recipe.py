@@ -21,6 +21,7 @@ shape: (2, 2)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,18 +119,18 @@ class RunSummary:
         cls, run: RunContext, rows_in: int, rows_out: int, failures: int, elapsed: float
     ) -> RunSummary:
         """The summary of a run from its totals."""
-        totals = run.totals
-        return cls(
-            rows_in=rows_in,
-            rows_out=rows_out,
-            failures=failures,
+        summary = cls(rows_in, rows_out, failures, 0, 0, 0, 0, 0.0, elapsed, run.stopped)
+        return summary.with_usage(run.totals)
+
+    def with_usage(self, totals: Mapping[str, float]) -> RunSummary:
+        """The same summary with these calls, cache hits, tokens and dollars."""
+        return dataclasses.replace(
+            self,
             calls=int(totals.get("calls", 0)),
             cache_hits=int(totals.get("cache_hits", 0)),
             input_tokens=int(totals.get("input_tokens", 0)),
             output_tokens=int(totals.get("output_tokens", 0)),
             cost_usd=float(totals.get("cost_usd", 0.0)),
-            elapsed_s=elapsed,
-            stopped=run.stopped,
         )
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ def build_report(
     response_column: str | None = None,
 ) -> str:
     """The HTML report of an output file or datasets folder (*seeds*: a file of seed tasks)."""
+    from .._errors import PromptflowError
     from .._io.frames import read_frame
     from .._io.provenance import read_provenance
     from ._figures import INSTRUCTION_COLUMNS, _pick, _texts
@@ -32,12 +33,14 @@ def build_report(
     seed_texts = None
     if seeds is not None:
         seed_frame = read_frame(seeds)
-        column = _pick(
-            seed_frame,
-            instruction_column if instruction_column in seed_frame.columns else None,
-            INSTRUCTION_COLUMNS,
-        )
-        seed_texts = _texts(seed_frame[column]) if column else []
+        column = _pick(seed_frame, None, INSTRUCTION_COLUMNS)
+        if column is None:
+            message = (
+                f"{seeds} has no instruction column ({', '.join(INSTRUCTION_COLUMNS)}); "
+                f"its columns are {seed_frame.columns}"
+            )
+            raise PromptflowError(message)
+        seed_texts = _texts(seed_frame[column])
     figures = measure(
         frame,
         provenance=read_provenance(output),

@@ -32,6 +32,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _whole_numbers(*axes: Any) -> None:
+    """Counts and word lengths are whole: no tick at 7.5 instructions."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _png(figure: Any) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -55,10 +63,11 @@ def _lengths_plot(figures: ReportFigures) -> str:
     for axis, (name, values, colour) in zip(axes[0], series, strict=True):
         low, high = min(values), max(values)
         whole_words = [x - 0.5 for x in range(low, high + 2)] if high - low <= 40 else 40
-        axis.hist(values, bins=whole_words, color=colour)
+        axis.hist(values, bins=whole_words, color=colour, edgecolor="white")
         axis.set_title(f"{name}: words per text")
         axis.set_xlabel("words")
         axis.set_ylabel("texts")
+        _whole_numbers(axis.xaxis, axis.yaxis)
     figure.tight_layout()
     return _image(figure, "length distributions")
 
@@ -70,6 +79,7 @@ def _verbs_plot(figures: ReportFigures) -> str:
     axis.barh([v for v, _ in verbs], [n for _, n in verbs], color=_BLUE)
     axis.set_xlabel("instructions")
     axis.set_title("most common leading verbs")
+    _whole_numbers(axis.xaxis)
     figure.tight_layout()
     return _image(figure, "leading verbs")
 
@@ -77,11 +87,14 @@ def _verbs_plot(figures: ReportFigures) -> str:
 def _similarity_plot(figures: ReportFigures) -> str:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 3.2))
-    axis.hist(figures.seed_similarity, bins=[i / 20 for i in range(21)], color=_BLUE)
+    axis.hist(
+        figures.seed_similarity, bins=[i / 20 for i in range(21)], color=_BLUE, edgecolor="white"
+    )
     axis.axvline(0.7, color=_ORANGE, linestyle="--", label="0.7 (the paper's filter)")
     axis.set_xlim(0, 1)
     axis.set_xlabel("ROUGE-L F to the most similar seed instruction")
     axis.set_ylabel("generated instructions")
+    _whole_numbers(axis.yaxis)
     axis.legend(loc="upper right")
     figure.tight_layout()
     return _image(figure, "ROUGE-L similarity to the seeds")
@@ -179,7 +192,12 @@ def render_report(figures: ReportFigures, *, title: str) -> str:
         )
         sections.append(_section("Lengths (words)", table + _lengths_plot(figures)))
     else:
-        note = "No instruction or response column found; name them with --instruction-column."
+        note = (
+            "Every row failed: there are no texts to measure."
+            if figures.rows and figures.failures == figures.rows
+            else "No instruction or response column found; name them with "
+            "--instruction-column and --response-column."
+        )
         sections.append(_section("Lengths (words)", f'<p class="note">{note}</p>'))
     if figures.leading_verbs:
         note = (

@@ -87,3 +87,8 @@ def test_kill_and_resume(tmp_path):
     assert resumed_frame.drop("usage").equals(fresh_frame.drop("usage"))
     assert resumed_frame.height == 120 and resumed_frame["error"].is_null().all()
     assert not (tmp_path / "out.parquet.parts").exists()
+    # The output's provenance counts the calls of both runs, not only the resumed one's.
+    totals = json.loads(pl.read_parquet_metadata(output)["promptflow_dsl"])["totals"]
+    resumed_calls = int(resumed.stderr.split(" calls, ")[0].rsplit(" ", 1)[-1])
+    assert totals["calls"] + totals["cache_hits"] == 120
+    assert totals["calls"] >= resumed_calls + 30  # at least the first chunk came before the kill
