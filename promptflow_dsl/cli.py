@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from ._model import Model
-    from ._recipe._recipe import Recipe, RunSummary
+    pass
 
 __all__ = ["main"]
 
@@ -141,7 +139,9 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         if dry_run:
-            click.echo(_dry_run(recipe_file, **options))
+            from ._io.run_file import dry_run as rehearse
+
+            click.echo(rehearse(recipe_file, **options))
             return
         _run_and_report(recipe_file, **options)
     except PromptflowError as exc:
@@ -151,9 +151,15 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
         sys.exit(1)
 
 
+def _say(note: str) -> None:
+    click.echo(note, err=True)
+
+
 def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: Any) -> None:
+    from ._io.run_file import run_file
+
     started = time.perf_counter()
-    summary = _run(recipe_file, **options)
+    summary = run_file(recipe_file, say=_say, **options)
     elapsed = time.perf_counter() - started
     target = "standard output" if options["output_name"] == "-" else options["output_name"]
     click.echo(f"{summary}", err=True)
@@ -168,175 +174,6 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
             err=True,
         )
         sys.exit(3)
-
-
-def _prepare(
-    recipe_file: Path, overrides: tuple[str, ...], model: str, api_base: str | None
-) -> tuple[Recipe, Model]:
-    """The recipe with the --set overrides applied, and the run's default model."""
-    from ._io.recipes import load_recipe
-    from ._model import Model
-    from ._recipe._overrides import apply_overrides
-
-    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
-    recipe = apply_overrides(load_recipe(recipe_file), overrides, default_model=chosen)
-    return recipe, chosen
-
-
-def _dry_run(
-    recipe_file: Path,
-    *,
-    input_name: str,
-    model: str,
-    overrides: tuple[str, ...],
-    api_base: str | None,
-    limit: int | None,
-    dry_run_rows: int,
-    **_: Any,
-) -> str:
-    import tempfile
-
-    from ._engine._portal import run_sync
-    from ._engine._run import Rehearsal, RunContext
-    from ._io.chunks import count_rows, iter_chunks
-    from ._io.estimate import estimate, format_estimate
-    from ._io.sources import open_source
-
-    recipe, chosen = _prepare(recipe_file, overrides, model, api_base)
-    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
-        source = open_source(input_name, Path(scratch))
-        total = count_rows(source.path, limit=limit)
-        # A whole-frame step (sampling, a bootstrap loop) needs every row, as in a real run.
-        rows = dry_run_rows if recipe.row_wise else total
-        sample = next(iter_chunks(source.path, min(rows, total) or 1, limit=limit), None)
-    if sample is None or total == 0:
-        return "dry run: the input has no rows"
-    recipe.check(sample.columns)
-    run = RunContext(model=chosen, rehearsal=Rehearsal())
-    run_sync(recipe.apply(sample, run))
-    assert run.rehearsal is not None
-    return format_estimate(estimate(run.rehearsal, total / sample.height), total, sample.height)
-
-
-def _run(recipe_file: Path, **options: Any) -> RunSummary:
-    """Run in a scratch folder (for standard input and output, Hub copies), always removed."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
-        return _run_in(Path(scratch), recipe_file, **options)
-
-
-def _run_in(  # noqa: PLR0913 - the command's options, passed through
-    scratch: Path,
-    recipe_file: Path,
-    *,
-    input_name: str,
-    output_name: str,
-    model: str,
-    overrides: tuple[str, ...],
-    api_base: str | None,
-    max_concurrency: int,
-    limit: int | None,
-    chunk_size: int,
-    no_cache: bool,
-    max_cost_usd: float | None,
-    hub_repo: str | None,
-    progress: bool | None,
-    **_: Any,
-) -> RunSummary:
-    import hashlib
-    import itertools
-    import shutil
-
-    from ._engine._cache import open_cache
-    from ._engine._portal import run_sync
-    from ._engine._progress import ProgressDisplay
-    from ._engine._run import RunContext
-    from ._errors import PromptflowError
-    from ._io.chunks import PartWriter, iter_chunks
-    from ._io.frames import DATASET_FOLDER, check_output
-    from ._io.provenance import KEY as PROVENANCE_KEY
-    from ._io.provenance import build_provenance, sidecar
-    from ._io.sources import STDIO, open_source
-    from ._recipe._recipe import RunSummary
-
-    to_stdout = output_name == STDIO
-    output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
-    output_path = output_path.resolve() if output_path.name in ("", "..") else output_path
-    output_format = check_output(output_path)  # fail before spending anything
-    if hub_repo:
-        from ._io.hf import check_hub_repo
-
-        check_hub_repo(hub_repo)  # the hf extra or a bad name: say so now, not after the run
-    recipe, chosen = _prepare(recipe_file, overrides, model, api_base)
-    source = open_source(input_name, scratch)
-    size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
-    chunks = iter_chunks(source.path, size, limit=limit)
-    first = next(chunks, None)
-    if first is not None:
-        recipe.check(first.columns)  # a missing column fails before the first call
-    writer = PartWriter(
-        output_path,
-        {
-            **source.identity,
-            "limit": limit,
-            "chunk_size": size,
-            "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
-            "overrides": list(overrides),
-            "model": chosen.name,
-            "api_base": chosen.api_base,
-        },
-    )
-    started, rows_in, began = time.perf_counter(), 0, datetime.now(timezone.utc)
-    with ProgressDisplay(enabled=progress) as display:
-        run = RunContext(
-            model=chosen,
-            max_concurrency=max_concurrency,
-            cache=open_cache(not no_cache),
-            max_cost_usd=max_cost_usd,
-            display=display,
-        )
-        every = itertools.chain([first] if first is not None else [], chunks)
-        for index, chunk in enumerate(every):
-            rows_in += chunk.height
-            if not writer.done(index):
-                before = dict(run.totals)
-                frame = run_sync(recipe.apply(chunk, run))
-                spent = {k: v - before.get(k, 0) for k, v in run.totals.items()}
-                writer.write(index, frame, usage=spent)
-    first_error = writer.first_error()
-    rows_out, failures = writer.counts()
-    summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
-    # The output's totals: every chunk's calls, including those of earlier, resumed runs.
-    totals = summary.with_usage(writer.usage())
-    provenance = build_provenance(recipe, recipe_file, chosen.name, totals, began, overrides)
-    record = json.dumps(provenance)
-    writer.finish(metadata={PROVENANCE_KEY: record})
-    if output_format == DATASET_FOLDER:
-        from ._io.hf import dataset_card
-
-        (output_path / "README.md").write_text(dataset_card(provenance))
-    if output_format != ".parquet" and not to_stdout:
-        sidecar(output_path).write_text(record)
-    if first_error:
-        click.echo(
-            f"first failure: step {first_error['step']!r}: {first_error['message']}", err=True
-        )
-    if hub_repo:
-        from ._io.frames import read_frame
-        from ._io.hf import dataset_card, push_to_hub
-
-        try:
-            url = push_to_hub(read_frame(output_path), hub_repo, dataset_card(provenance))
-        except PromptflowError as exc:
-            message = f"{exc}. The output is written: {output_name}"
-            raise PromptflowError(message) from None
-        click.echo(f"pushed to {url}", err=True)
-    if to_stdout:
-        with output_path.open("rb") as handle:
-            shutil.copyfileobj(handle, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    return summary
 
 
 @main.command()

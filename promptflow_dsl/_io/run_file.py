@@ -1,0 +1,187 @@
+"""Run a recipe file over an input and write the output: what ``promptflow run`` does.
+
+The input is read a chunk at a time and each finished chunk is written at once as a part
+file, so a stopped run resumes; standard input and output and Hub inputs go through a
+scratch folder; the output carries its provenance (and a datasets folder its card).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._engine._cache import open_cache
+from .._engine._portal import run_sync
+from .._engine._progress import ProgressDisplay
+from .._engine._run import Rehearsal, RunContext
+from .._errors import PromptflowError
+from .._model import Model
+from .._recipe._overrides import apply_overrides
+from .._recipe._recipe import Recipe, RunSummary
+from .chunks import PartWriter, count_rows, iter_chunks
+from .estimate import estimate, format_estimate
+from .frames import DATASET_FOLDER, check_output, read_frame
+from .hf import check_hub_repo, dataset_card, push_to_hub
+from .provenance import KEY as PROVENANCE_KEY
+from .provenance import build_provenance, sidecar
+from .recipes import load_recipe
+from .sources import STDIO, open_source
+
+__all__ = ["dry_run", "prepare", "run_file"]
+
+
+def prepare(
+    recipe_file: Path, overrides: tuple[str, ...], model: str, api_base: str | None
+) -> tuple[Recipe, Model]:
+    """The recipe with the --set overrides applied, and the run's default model."""
+    chosen = Model(model, api_base=api_base) if api_base else Model.coerce(model)
+    recipe = apply_overrides(load_recipe(recipe_file), overrides, default_model=chosen)
+    return recipe, chosen
+
+
+def dry_run(
+    recipe_file: Path,
+    *,
+    input_name: str,
+    model: str,
+    overrides: tuple[str, ...],
+    api_base: str | None,
+    limit: int | None,
+    dry_run_rows: int,
+    **_: Any,
+) -> str:
+    recipe, chosen = prepare(recipe_file, overrides, model, api_base)
+    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
+        source = open_source(input_name, Path(scratch))
+        total = count_rows(source.path, limit=limit)
+        # A whole-frame step (sampling, a bootstrap loop) needs every row, as in a real run.
+        rows = dry_run_rows if recipe.row_wise else total
+        sample = next(iter_chunks(source.path, min(rows, total) or 1, limit=limit), None)
+    if sample is None or total == 0:
+        return "dry run: the input has no rows"
+    recipe.check(sample.columns)
+    run = RunContext(model=chosen, rehearsal=Rehearsal())
+    run_sync(recipe.apply(sample, run))
+    assert run.rehearsal is not None
+    return format_estimate(estimate(run.rehearsal, total / sample.height), total, sample.height)
+
+
+def run_file(recipe_file: Path, **options: Any) -> RunSummary:
+    """Run in a scratch folder (for standard input and output, Hub copies), always removed.
+
+    *options* are the ``promptflow run`` options; ``say`` prints a note for the user.
+    """
+    with tempfile.TemporaryDirectory(prefix="promptflow-") as scratch:
+        return _run_in(Path(scratch), recipe_file, **options)
+
+
+def _run_in(  # noqa: PLR0913 - the command's options, passed through
+    scratch: Path,
+    recipe_file: Path,
+    *,
+    input_name: str,
+    output_name: str,
+    model: str,
+    overrides: tuple[str, ...],
+    api_base: str | None,
+    max_concurrency: int,
+    limit: int | None,
+    chunk_size: int,
+    no_cache: bool,
+    max_cost_usd: float | None,
+    hub_repo: str | None,
+    progress: bool | None,
+    say: Callable[[str], None],
+    **_: Any,
+) -> RunSummary:
+    to_stdout = output_name == STDIO
+    output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
+    output_path = output_path.resolve() if output_path.name in ("", "..") else output_path
+    output_format = check_output(output_path)  # fail before spending anything
+    if hub_repo:
+        check_hub_repo(hub_repo)  # the hf extra or a bad name: say so now, not after the run
+    recipe, chosen = prepare(recipe_file, overrides, model, api_base)
+    source = open_source(input_name, scratch)
+    size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
+    chunks = iter_chunks(source.path, size, limit=limit)
+    first = next(chunks, None)
+    if first is not None:
+        recipe.check(first.columns)  # a missing column fails before the first call
+    writer = PartWriter(
+        output_path,
+        {
+            **source.identity,
+            "limit": limit,
+            "chunk_size": size,
+            "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
+            "overrides": list(overrides),
+            "model": chosen.name,
+            "api_base": chosen.api_base,
+        },
+    )
+    started, rows_in, began = time.perf_counter(), 0, datetime.now(timezone.utc)
+    with ProgressDisplay(enabled=progress) as display:
+        run = RunContext(
+            model=chosen,
+            max_concurrency=max_concurrency,
+            cache=open_cache(not no_cache),
+            max_cost_usd=max_cost_usd,
+            display=display,
+        )
+        every = itertools.chain([first] if first is not None else [], chunks)
+        for index, chunk in enumerate(every):
+            rows_in += chunk.height
+            if not writer.done(index):
+                before = dict(run.totals)
+                frame = run_sync(recipe.apply(chunk, run))
+                spent = {k: v - before.get(k, 0) for k, v in run.totals.items()}
+                writer.write(index, frame, usage=spent)
+    first_error = writer.first_error()
+    rows_out, failures = writer.counts()
+    summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
+    # The output's totals: every chunk's calls, including those of earlier, resumed runs.
+    totals = summary.with_usage(writer.usage())
+    provenance = build_provenance(recipe, recipe_file, chosen.name, totals, began, overrides)
+    writer.finish(metadata={PROVENANCE_KEY: json.dumps(provenance)})
+    if first_error:
+        say(f"first failure: step {first_error['step']!r}: {first_error['message']}")
+    _publish(output_path, output_format, provenance, hub_repo, say, to_stdout=to_stdout)
+    return summary
+
+
+def _publish(
+    output_path: Path,
+    output_format: str,
+    provenance: dict[str, Any],
+    hub_repo: str | None,
+    say: Callable[[str], None],
+    *,
+    to_stdout: bool,
+) -> None:
+    """What follows the joined output: its sidecar and card, the push, standard output."""
+    record = json.dumps(provenance)
+    if output_format == DATASET_FOLDER:
+        (output_path / "README.md").write_text(dataset_card(provenance))
+    if output_format != ".parquet" and not to_stdout:
+        sidecar(output_path).write_text(record)
+    if hub_repo:
+        try:
+            url = push_to_hub(read_frame(output_path), hub_repo, dataset_card(provenance))
+        except PromptflowError as exc:
+            where = "standard output" if to_stdout else output_path
+            message = f"{exc}. The output is written to {where}"
+            raise PromptflowError(message) from None
+        say(f"pushed to {url}")
+    if to_stdout:
+        with output_path.open("rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
