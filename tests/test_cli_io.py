@@ -229,3 +229,10 @@ def test_push_to_hub_checks_the_name_before_the_run(tmp_path):
     )
     assert result.exit_code == 1 and "--push-to-hub 'not a repo'" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_missing_extra_fails_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "datasets", None)  # as if not installed
+    result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "folder")
+    assert result.exit_code == 1 and "pip install 'promptflow_dsl[hf]'" in result.output
+    assert list(tmp_path.iterdir()) == []

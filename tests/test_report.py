@@ -160,3 +160,10 @@ def test_reports_of_similar_names_do_not_collide(generated, tmp_path):
 def test_show_of_a_missing_file_says_so(tmp_path):
     result = CliRunner().invoke(main, ["show", str(tmp_path / "nope.parquet")])
     assert result.exit_code == 1 and "nope.parquet does not exist" in result.output
+
+
+def test_report_without_matplotlib_names_the_extra(generated, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    result = CliRunner().invoke(main, ["report", str(generated), "--to", "unused.html"])
+    assert result.exit_code == 1 and "pip install 'promptflow_dsl[report]'" in result.output
+    assert not Path("unused.html").exists()

@@ -54,6 +54,10 @@ def check_output(path: Path) -> str:
     A run never writes its rows into a folder that holds something else, such as a project.
     """
     suffix = check_format(path)
+    if suffix == DATASET_FOLDER:
+        from .hf import require_datasets
+
+        require_datasets()  # before the run, not after it has been paid for
     if suffix == DATASET_FOLDER and path.is_dir() and any(path.iterdir()):
         markers = ("state.json", "dataset_dict.json")
         if not any((path / marker).exists() for marker in markers):

@@ -24,13 +24,15 @@ __all__ = [
     "load_folder",
     "load_hub_dataset",
     "push_to_hub",
+    "require_datasets",
     "save_folder",
 ]
 
 _INSTALL = "pip install 'promptflow_dsl[hf]'"
 
 
-def _datasets() -> Any:
+def require_datasets() -> Any:
+    """The ``datasets`` module, or a clear error naming the extra to install."""
     try:
         import datasets
     except ImportError:
@@ -44,7 +46,7 @@ def load_folder(path: Path) -> pl.DataFrame:
     """The rows of a folder written by ``Dataset.save_to_disk`` (one split)."""
     import polars as pl
 
-    datasets = _datasets()
+    datasets = require_datasets()
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError:
@@ -67,14 +69,14 @@ def save_folder(frame: pl.DataFrame, path: Path) -> None:
 
     fresh = path.with_name(f".{path.name}.writing")
     shutil.rmtree(fresh, ignore_errors=True)
-    _datasets().Dataset.from_polars(frame).save_to_disk(str(fresh))
+    require_datasets().Dataset.from_polars(frame).save_to_disk(str(fresh))
     shutil.rmtree(path, ignore_errors=True)
     fresh.replace(path)
 
 
 def check_hub_repo(repo: str) -> None:
     """Fail before a run whose push could not work: no hf extra, or not a Hub dataset name."""
-    _datasets()
+    require_datasets()
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -102,7 +104,7 @@ def hub_parts(url: str) -> tuple[str, str]:
 
 def fetch_hub_file(url: str, into: Path) -> Path:
     """Download one data file of a Hub dataset, ``hf://datasets/OWNER/NAME/FILE``."""
-    _datasets()
+    require_datasets()
     from huggingface_hub import HfFileSystem
 
     from .frames import check_format
@@ -121,7 +123,7 @@ def fetch_hub_file(url: str, into: Path) -> Path:
 def load_hub_dataset(url: str, split: str = "train") -> pl.DataFrame:
     """The *split* of a Hub dataset, ``hf://datasets/OWNER/NAME``, through ``load_dataset``."""
     repo, _ = hub_parts(url)
-    datasets = _datasets()
+    datasets = require_datasets()
     try:
         loaded = datasets.load_dataset(repo, split=split)
     except Exception as exc:
@@ -214,7 +216,7 @@ def push_to_hub(frame: pl.DataFrame, repo: str, card: str) -> str:
     The card goes first: ``Dataset.push_to_hub`` keeps an existing README's text and adds
     its own metadata (features, splits) to it.
     """
-    datasets = _datasets()
+    datasets = require_datasets()
     from huggingface_hub import DatasetCard, HfApi
 
     try:
