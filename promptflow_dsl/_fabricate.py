@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["fabricate", "fabricate_sentence"]
@@ -56,10 +57,32 @@ def fabricate_sentence(rng: random.Random, context: str = "") -> str:
     return f"{rng.choice(_VERBS)} {body}."
 
 
-def fabricate(schema: dict[str, Any], *, seed: int = 0, context: str = "") -> Any:
-    """A value valid against *schema* (objects, arrays, scalars, enums, $defs, anyOf)."""
+def fabricate(
+    schema: dict[str, Any],
+    *,
+    seed: int = 0,
+    context: str = "",
+    sizes: Mapping[str, int] | None = None,
+) -> Any:
+    """A value valid against *schema* (objects, arrays, scalars, enums, $defs, anyOf).
+
+    *sizes* fixes the length of top-level list fields, within the schema's bounds.
+
+    >>> lists = {"type": "object", "properties": {"xs": {"type": "array",
+    ...          "items": {"type": "integer"}}}}
+    >>> len(fabricate(lists, sizes={"xs": 7})["xs"])
+    7
+    """
     rng = random.Random(seed)
-    return _value(schema, schema.get("$defs", {}), rng, context)
+    defs = schema.get("$defs", {})
+    value = _value(schema, defs, rng, context)
+    for name, size in (sizes or {}).items():
+        node = schema.get("properties", {}).get(name, {})
+        if isinstance(value, dict) and isinstance(value.get(name), list):
+            low, high = node.get("minItems", 0), node.get("maxItems", size)
+            count = min(max(size, low), high)
+            value[name] = [_value(node.get("items", {}), defs, rng, context) for _ in range(count)]
+    return value
 
 
 def _value(node: dict[str, Any], defs: dict[str, Any], rng: random.Random, ctx: str) -> Any:

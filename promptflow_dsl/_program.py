@@ -48,6 +48,8 @@ class PromptProgram(Generic[R]):
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     subject: str = field(default="", compare=False)
     """The text inputs the prompt was built from (the offline model writes about them)."""
+    sizes: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
+    """How many items the prompt asks for in a list field (the offline model makes that many)."""
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):

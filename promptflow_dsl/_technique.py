@@ -54,8 +54,10 @@ class Technique(Generic[R]):
         params: Mapping[str, Any] | None = None,
         extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
         outputs: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+        sizes: Mapping[str, str] | None = None,
     ) -> None:
         self._build = build
+        self._sizes = dict(sizes or {})
         self._outputs = outputs
         self.is_sequence = inspect.isgeneratorfunction(build)
         self.result_type = result
@@ -132,7 +134,12 @@ class Technique(Generic[R]):
             decoding="text" if prompt is not None else self.decoding,
             params=self.params,
             subject=" ".join(v for v in bound.arguments.values() if isinstance(v, str)),
+            sizes={name: self._attribute(bound, attr) for name, attr in self._sizes.items()},
         )
+
+    def _attribute(self, bound: Any, name: str) -> Any:
+        """An attribute's value in a call: given, or its default."""
+        return bound.arguments.get(name, self.attributes.get(name))
 
     def render(self, *inputs: Any, **attributes: Any) -> list[Message] | str:
         """The messages (or raw prompt) that would be sent, with no call."""
@@ -219,6 +226,7 @@ def technique(
     params: Mapping[str, Any] | None = None,
     extra_columns: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
     outputs: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
+    sizes: Mapping[str, str] | None = None,
 ) -> Any:
     """Decorate a prompt-building function into a :class:`Technique`.
 
@@ -227,6 +235,8 @@ def technique(
     A generator function makes a multi-call technique: it yields programs, receives their
     results and returns its own. ``extra_columns`` and ``outputs`` say, from the
     attributes, which more columns a step reads and which result fields it writes.
+    ``sizes`` maps a list field to the attribute that says how many items the prompt asks
+    for (``{"instructions": "num_instructions"}``), which the offline model honours.
     """
 
     def wrap(fn: Builder) -> Technique[R]:
@@ -239,6 +249,7 @@ def technique(
             params=params,
             extra_columns=extra_columns,
             outputs=outputs,
+            sizes=sizes,
         )
 
     return wrap if build is None else wrap(build)

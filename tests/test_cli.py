@@ -147,3 +147,13 @@ def test_dry_run_of_a_whole_frame_recipe_rehearses_every_row(tmp_path):
     assert result.exit_code == 0, result.output
     assert "bootstrap_instructions" in result.output and "generate_instances" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_dry_run_follows_the_requested_counts_downstream(tmp_path):
+    args = ["run", str(RECIPE), "-i", str(DOCUMENTS), "-o", str(tmp_path / "o.jsonl"), "--dry-run"]
+    result = CliRunner().invoke(main, [*args, "--set", "self_instruct.num_instructions=5"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line.strip()}
+    documents = len(DOCUMENTS.read_text().splitlines())
+    assert int(rows["self_instruct"][2]) == documents
+    assert int(rows["text_generation"][2]) == 5 * documents  # one response per instruction

@@ -76,3 +76,13 @@ def test_step_maps_inputs_to_columns():
     assert step.contract.needs == {"document"}
     assert step.contract.optional == {"system_prompt"}
     assert step.contract.adds[:1] == ("instructions",)
+
+
+def test_the_offline_model_makes_as_many_items_as_the_prompt_asks_for():
+    from promptflow_dsl import self_instruct
+
+    for count in (1, 4, 9):
+        result = self_instruct("Tides follow the moon.", model="mock", num_instructions=count)
+        assert len(result.instructions) == count
+    assert self_instruct.program("Tides.", num_instructions=6).sizes == {"instructions": 6}
+    assert self_instruct.program("Tides.").sizes == {"instructions": 5}  # the default

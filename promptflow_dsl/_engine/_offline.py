@@ -30,7 +30,8 @@ def call_offline(program: PromptProgram[Any], model: Model) -> Reply:
     """Fabricate a result for the program, as a call to a real model would return it."""
     context = program.text()
     schema = json_schema(program.result_type)
-    value = fabricate(schema, seed=_seed(context), context=program.subject or context)
+    subject = program.subject or context
+    value = fabricate(schema, seed=_seed(context), context=subject, sizes=program.sizes)
     result = program.result_type.model_validate(value)
     raw = result.model_dump_json()
     if program.formatter is not None and program.parser is not None:

@@ -88,7 +88,12 @@ def format_instructions(result: InstructionList) -> str:
     return "\n".join(f"{i}. {item}" for i, item in enumerate(result.instructions, 1))
 
 
-@technique(result=InstructionList, parser=parse_instructions, formatter=format_instructions)
+@technique(
+    result=InstructionList,
+    parser=parse_instructions,
+    formatter=format_instructions,
+    sizes={"instructions": "num_instructions"},
+)
 def self_instruct(
     input: str,  # noqa: A002 - the column name the seeds use
     system_prompt: str | None = None,
