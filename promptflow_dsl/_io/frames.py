@@ -54,18 +54,18 @@ def check_output(path: Path) -> str:
     A run never writes its rows into a folder that holds something else, such as a project.
     """
     suffix = check_format(path)
-    if suffix == DATASET_FOLDER:
-        from .hf import require_datasets
+    if suffix != DATASET_FOLDER:
+        return suffix
+    from .hf import require_datasets
 
-        require_datasets()  # before the run, not after it has been paid for
-    if suffix == DATASET_FOLDER and path.is_dir() and any(path.iterdir()):
-        markers = ("state.json", "dataset_dict.json")
-        if not any((path / marker).exists() for marker in markers):
-            message = (
-                f"{path} is a folder that holds other files, not a datasets folder; "
-                "name a new folder, or a file with an extension (.parquet, .jsonl, ...)"
-            )
-            raise PromptflowError(message)
+    require_datasets()  # before the run, not after it has been paid for
+    markers = ("state.json", "dataset_dict.json")
+    if path.is_dir() and any(path.iterdir()) and not any((path / m).exists() for m in markers):
+        message = (
+            f"{path} is a folder that holds other files, not a datasets folder; "
+            "name a new folder, or a file with an extension (.parquet, .jsonl, ...)"
+        )
+        raise PromptflowError(message)
     return suffix
 
 

@@ -44,8 +44,6 @@ def require_datasets() -> Any:
 
 def load_folder(path: Path) -> pl.DataFrame:
     """The rows of a folder written by ``Dataset.save_to_disk`` (one split)."""
-    import polars as pl
-
     datasets = require_datasets()
     try:
         loaded = datasets.load_from_disk(str(path))
@@ -56,8 +54,7 @@ def load_folder(path: Path) -> pl.DataFrame:
         splits = ", ".join(f"{path}/{name}" for name in loaded)
         message = f"{path} holds several splits; pass one of them: {splits}"
         raise PromptflowError(message)
-    frame = loaded.to_polars()
-    return frame if isinstance(frame, pl.DataFrame) else pl.concat(list(frame))
+    return loaded.to_polars()
 
 
 def save_folder(frame: pl.DataFrame, path: Path) -> None:

@@ -43,16 +43,14 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _steps(recipe: Recipe, default_model: str, within: str | None = None) -> list[dict[str, Any]]:
+def _steps(recipe: Recipe, default_model: str) -> list[dict[str, Any]]:
     """Every step in order, the steps inside a loop right after it (``within`` the loop)."""
-    from .._recipe._loop import _Around
+    from .._recipe._loop import walk
 
-    entries = []
-    for step in recipe.steps:
-        entries.append(_step(step, default_model) | ({"within": within} if within else {}))
-        if isinstance(step, _Around):
-            entries += _steps(step.body, default_model, within=step.name)
-    return entries
+    return [
+        _step(step, default_model) | ({"within": within} if within else {})
+        for step, within in walk(recipe)
+    ]
 
 
 def _step(step: Any, default_model: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ and ``repeat_until`` a condition on the accumulated frame holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,15 @@ from ._step import Contract, Step
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["Extend", "RepeatUntil", "extend", "repeat_until"]
+__all__ = ["Extend", "RepeatUntil", "extend", "repeat_until", "walk"]
+
+
+def walk(recipe: Recipe, within: str | None = None) -> Iterator[tuple[Step, str | None]]:
+    """Every step in order with the loop it runs in, a loop's steps right after the loop."""
+    for step in recipe.steps:
+        yield step, within
+        if isinstance(step, _Around):
+            yield from walk(step.body, within=step.name)
 
 
 def _as_recipe(body: Step | Recipe) -> Recipe:

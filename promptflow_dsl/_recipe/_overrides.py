@@ -27,7 +27,7 @@ from typing import Any
 from .._errors import PromptflowError
 from .._model import OFFLINE_MODEL, Model
 from ._llm_step import TechniqueStep
-from ._loop import _Around
+from ._loop import _Around, walk
 from ._recipe import Recipe
 from ._step import Step
 
@@ -89,7 +89,7 @@ def apply_overrides(
 
         recipe = _map_steps(recipe, change)
         if not found:
-            names = sorted(_names(recipe))
+            names = sorted({step.name for step, _ in walk(recipe)})
             message = (
                 f"--set {override.text!r}: the recipe has no step {override.step!r}; "
                 f"its steps are {', '.join(names)}"
@@ -105,14 +105,6 @@ def _map_steps(recipe: Recipe, change: Callable[[Step], Step]) -> Recipe:
             step = dataclasses.replace(step, body=_map_steps(step.body, change))
         steps.append(change(step))
     return Recipe(tuple(steps))
-
-
-def _names(recipe: Recipe) -> set[str]:
-    names = {step.name for step in recipe.steps}
-    for step in recipe.steps:
-        if isinstance(step, _Around):
-            names |= _names(step.body)
-    return names
 
 
 def _assign(step: Step, override: Override, default_model: Model) -> Step:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._figures import ReportFigures, leading_word, measure
+from ._figures import ReportFigures, leading_word, measure, seed_instructions
 from ._render import render_report
 
 __all__ = ["ReportFigures", "build_report", "leading_word", "measure", "render_report"]
@@ -24,23 +24,11 @@ def build_report(
     response_column: str | None = None,
 ) -> str:
     """The HTML report of an output file or datasets folder (*seeds*: a file of seed tasks)."""
-    from .._errors import PromptflowError
     from .._io.frames import read_frame
     from .._io.provenance import read_provenance
-    from ._figures import INSTRUCTION_COLUMNS, _pick, _texts
 
     frame = read_frame(output)
-    seed_texts = None
-    if seeds is not None:
-        seed_frame = read_frame(seeds)
-        column = _pick(seed_frame, None, INSTRUCTION_COLUMNS)
-        if column is None:
-            message = (
-                f"{seeds} has no instruction column ({', '.join(INSTRUCTION_COLUMNS)}); "
-                f"its columns are {seed_frame.columns}"
-            )
-            raise PromptflowError(message)
-        seed_texts = _texts(seed_frame[column])
+    seed_texts = seed_instructions(read_frame(seeds), seeds) if seeds is not None else None
     figures = measure(
         frame,
         provenance=read_provenance(output),

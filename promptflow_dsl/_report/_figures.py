@@ -20,7 +20,7 @@ import polars as pl
 from .._errors import PromptflowError
 from .._rouge import nearest_scores
 
-__all__ = ["ReportFigures", "leading_word", "measure"]
+__all__ = ["ReportFigures", "leading_word", "measure", "seed_instructions"]
 
 INSTRUCTION_COLUMNS = ("instruction", "evolved_instruction", "prompt", "user", "question")
 RESPONSE_COLUMNS = ("generation", "response", "completion", "assistant", "answer", "output")
@@ -102,6 +102,18 @@ def _turns(frame: pl.DataFrame, role: str) -> pl.Series | None:
 
 def _texts(series: pl.Series | None) -> list[str]:
     return [] if series is None else [t for t in series.to_list() if isinstance(t, str) and t]
+
+
+def seed_instructions(frame: pl.DataFrame, source: object) -> list[str]:
+    """The instructions of a seed-task frame read from *source*; a clear error without any."""
+    column = _pick(frame, None, INSTRUCTION_COLUMNS)
+    if column is None:
+        message = (
+            f"{source} has no instruction column ({', '.join(INSTRUCTION_COLUMNS)}); "
+            f"its columns are {frame.columns}"
+        )
+        raise PromptflowError(message)
+    return _texts(frame[column])
 
 
 def measure(
