@@ -10,6 +10,8 @@
     │   ├── ParseError            a text parser found no result (carries the raw text)
     │   └── ValidationExhaustedError   structured output failed validation on every re-ask
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
+    ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
+    ├── OutputLockedError         another run holds the output
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
@@ -22,10 +24,14 @@ to do. API keys never appear in any message.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "BudgetExhaustedError",
     "CompositionError",
     "InvalidReplyError",
     "MissingColumnError",
+    "OutputLockedError",
     "ParseError",
     "PromptflowError",
     "ProviderError",
@@ -40,6 +46,8 @@ class PromptflowError(Exception):
 
     attempts: int = 1
     """How many calls were made before giving up (set by the engine)."""
+    usage: Any = None
+    """What those calls used, a ``Usage`` (set by the engine), so a failed row records it."""
 
 
 class CompositionError(PromptflowError, ValueError):
@@ -117,3 +125,13 @@ class ProviderError(PromptflowError):
 class RunAbortedError(PromptflowError):
     """A run stopped early because its first calls nearly all failed (a wrong key, a wrong
     model name, a server that is down), rather than spend its way through the dataset."""
+
+
+class BudgetExhaustedError(PromptflowError):
+    """The run's ``max_cost_usd`` is spent; no new call is issued (checked before each one)."""
+
+    attempts = 0
+
+
+class OutputLockedError(PromptflowError):
+    """Another run is writing the same output; one run at a time holds an output."""

@@ -13,7 +13,7 @@ from typing import Any
 from .._program import PromptProgram
 from ._types import Completion, Usage
 
-__all__ = ["Sequence", "drive", "single", "total_usage"]
+__all__ = ["Sequence", "add_usage", "drive", "single"]
 
 Sequence = Generator[PromptProgram[Any], Any, Any]
 
@@ -41,18 +41,17 @@ async def drive(
         sequence.close()
 
 
-def total_usage(completions: list[Completion[Any]]) -> Usage:
+def add_usage(usages: list[Usage]) -> Usage:
     """The usage of several calls made for one row, added up."""
-
     def total(name: str) -> Any:
-        values = [getattr(c.usage, name) for c in completions]
+        values = [getattr(u, name) for u in usages]
         return None if any(v is None for v in values) else sum(values)
 
     return Usage(
         input_tokens=total("input_tokens"),
         output_tokens=total("output_tokens"),
         cost_usd=total("cost_usd"),
-        latency_s=sum(c.usage.latency_s for c in completions),
-        attempts=sum(c.usage.attempts for c in completions),
-        cache_hit=all(c.usage.cache_hit for c in completions),
+        latency_s=sum(u.latency_s for u in usages),
+        attempts=sum(u.attempts for u in usages),
+        cache_hit=bool(usages) and all(u.cache_hit for u in usages),
     )

@@ -1,8 +1,10 @@
 """Run one prompt program against one model: the offline model or a provider, with retries.
 
-Transient provider failures (429, 5xx, timeouts, dropped connections) are retried with
-exponential backoff and jitter, honouring ``Retry-After``. Validation re-asks happen
-inside the provider call and have their own bound (``Model.max_validation_retries``).
+Every HTTP attempt goes through one policy, validation re-asks included: the budget is
+checked and the attempt counted before it is sent, it holds a slot of the model's limiter,
+and transient failures (429, 5xx, timeouts, dropped connections) are retried with
+exponential backoff and jitter, honouring ``Retry-After``. Re-asks have their own bound
+(``Model.max_validation_retries``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,14 +21,17 @@ from pydantic import BaseModel
 from .._errors import PromptflowError, ProviderError
 from .._model import Model
 from .._program import PromptProgram
+from ._account import Account
 from ._cache import CachedReply, ReplyCache, cache_key
 from ._limits import estimate_tokens, limiter_for
 from ._offline import call_offline
-from ._types import Completion, Reply, Usage
+from ._types import Completion, Measure, Reply, Usage
 
 __all__ = ["RetryPolicy", "interpret"]
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -46,27 +52,68 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-async def _call_once(program: PromptProgram[Any], model: Model) -> Reply:
-    if model.is_offline:
-        return call_offline(program, model)
-    from ._providers import call_provider  # LiteLLM is imported on the first real call
+class _Attempts:
+    """Every HTTP attempt of one call: budget, limits, transient retries and what it used.
 
-    limiter = limiter_for(model.name, model.api_base, model.rpm, model.tpm)
-    max_tokens = model.max_tokens or program.params.get("max_tokens")
-    estimate = estimate_tokens(len(program.text()), max_tokens)
-    await limiter.acquire(estimate)
-    used, throttled, retry_after = None, False, None
-    try:
-        reply = await call_provider(program, model)
-        used = (reply.input_tokens or 0) + (reply.output_tokens or 0)
-        return reply
-    except ProviderError as exc:
-        throttled, retry_after = exc.status == 429, exc.retry_after
-        raise
-    finally:
-        await limiter.release(
-            estimated=estimate, used=used, throttled=throttled, retry_after=retry_after
+    The provider layer hands each request to :meth:`send`, validation re-asks included,
+    so one policy covers them all.
+    """
+
+    def __init__(
+        self, program: PromptProgram[Any], model: Model, retry: RetryPolicy, account: Account
+    ) -> None:
+        self.model, self.retry, self.account = model, retry, account
+        max_tokens = model.max_tokens or program.params.get("max_tokens")
+        self.estimate = estimate_tokens(len(program.text()), max_tokens)
+        self.count = 0
+        self.input_tokens: int | None = 0
+        self.output_tokens: int | None = 0
+        self.cost_usd: float | None = 0.0
+
+    async def send(self, request: Callable[[], Awaitable[T]], measure: Measure[T]) -> T:
+        """Send one request, retrying transient failures; count every attempt."""
+        model = self.model
+        limiter = limiter_for(model.name, model.api_base, model.rpm, model.tpm)
+        tries = 0
+        while True:
+            tries += 1
+            async with limiter.slot(self.estimate) as throttle:
+                self.account.begin()
+                self.count += 1
+                try:
+                    response = await request()
+                except ProviderError as exc:
+                    throttle.throttled, throttle.retry_after = exc.status == 429, exc.retry_after
+                    if not exc.transient or tries >= self.retry.max_attempts:
+                        raise
+                    wait = self.retry.delay(tries, exc.retry_after)
+                else:
+                    tokens_in, tokens_out, cost = measure(response)
+                    self._add(tokens_in, tokens_out, cost)
+                    throttle.used = (tokens_in or 0) + (tokens_out or 0)
+                    return response
+            await asyncio.sleep(wait)
+
+    def _add(self, tokens_in: int | None, tokens_out: int | None, cost: float | None) -> None:
+        self.account.used(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+        self.input_tokens = _plus(self.input_tokens, tokens_in)
+        self.output_tokens = _plus(self.output_tokens, tokens_out)
+        self.cost_usd = _plus(self.cost_usd, cost)
+
+    def usage(self, started: float) -> Usage:
+        """What the attempts so far used, as one call's usage."""
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd,
+            latency_s=time.perf_counter() - started,
+            attempts=self.count,
         )
+
+
+def _plus(total: N | None, more: N | None) -> N | None:
+    """A sum that stays unknown (None) once one part is unknown."""
+    return None if total is None or more is None else total + more
 
 
 def _from_cache(program: PromptProgram[R], hit: CachedReply, started: float) -> Completion[R]:
@@ -93,43 +140,50 @@ async def interpret(
     cache: ReplyCache | None = None,
     sample: int = 0,
     retry: RetryPolicy = DEFAULT_RETRY,
+    account: Account | None = None,
 ) -> Completion[R]:
     """Send *program* to *model* and return the validated result with its usage.
 
     With a *cache*, a stored reply is returned without a call, and a new one is stored.
-    *sample* tells apart repeated samples of one prompt.
+    *sample* tells apart repeated samples of one prompt. Every HTTP attempt (retries and
+    validation re-asks included) is checked against and counted in *account*. A failure
+    carries what its attempts used as ``exc.usage``.
     """
     started = time.perf_counter()
+    account = account if account is not None else Account()
     if model.is_offline:
         cache = None  # fabricating is cheaper than a lookup
     key = cache_key(program, model, sample) if cache is not None else ""
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
+        account.hit()
         return _from_cache(program, hit, started)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            reply = await _call_once(program, model)
-        except ProviderError as exc:
-            if exc.transient and attempt < retry.max_attempts:
-                await asyncio.sleep(retry.delay(attempt, exc.retry_after))
-                continue
-            exc.attempts = attempt
-            raise
-        except PromptflowError as exc:
-            exc.attempts = attempt
-            raise
-        if cache is not None:
-            cache.put(key, _to_cache(reply))
-        usage = Usage(
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
-            cost_usd=reply.cost_usd,
-            latency_s=time.perf_counter() - started,
-            attempts=attempt,
-        )
-        return Completion(reply.result, reply.raw_text, reply.model_name, usage)
+    attempts = _Attempts(program, model, retry, account)
+    try:
+        if model.is_offline:
+            reply = await attempts.send(_offline(program, model), _measure_reply)
+        else:
+            from ._providers import call_provider  # LiteLLM is imported on the first real call
+
+            reply = await call_provider(program, model, attempts.send)
+    except PromptflowError as exc:
+        exc.attempts = attempts.count
+        exc.usage = attempts.usage(started)
+        raise
+    if cache is not None:
+        cache.put(key, _to_cache(reply))
+    return Completion(reply.result, reply.raw_text, reply.model_name, attempts.usage(started))
+
+
+def _offline(program: PromptProgram[Any], model: Model) -> Callable[[], Awaitable[Reply]]:
+    async def request() -> Reply:
+        return call_offline(program, model)
+
+    return request
+
+
+def _measure_reply(reply: Reply) -> tuple[int | None, int | None, float | None]:
+    return reply.input_tokens, reply.output_tokens, reply.cost_usd
 
 
 def _to_cache(reply: Reply) -> CachedReply:

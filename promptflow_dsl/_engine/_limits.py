@@ -15,11 +15,14 @@ The global in-flight cap (``max_concurrency``) is the executor's; these limits s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["ModelLimiter", "estimate_tokens", "limiter_for"]
+__all__ = ["ModelLimiter", "Throttle", "estimate_tokens", "limiter_for"]
 
 _DEFAULT_OUTPUT_TOKENS = 256
 
@@ -55,12 +58,30 @@ class ModelLimiter:
         self._tokens = min(capacity, self._tokens + (now - self._refilled) * self.tpm / 60)
         self._refilled = now
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait until this model may take one more request of about *tokens* tokens."""
+    @contextlib.asynccontextmanager
+    async def slot(self, tokens: int) -> AsyncIterator[Throttle]:
+        """Hold one of this model's request slots for one attempt of about *tokens* tokens.
+
+        The slot is taken and given back in one place, so a cancellation at any await
+        (while waiting, or during the request) leaves nothing behind.
+        """
         changed = self._condition()
         async with changed:
             await changed.wait_for(lambda: self._in_flight < max(1.0, self._window))
             self._in_flight += 1
+        throttle = Throttle()
+        reserved = 0
+        try:
+            await self._wait_turn(tokens)
+            reserved = tokens if self.tpm is not None else 0
+            yield throttle
+        finally:
+            self._settle(reserved, throttle)
+            async with changed:
+                self._in_flight -= 1
+                changed.notify_all()
+
+    async def _wait_turn(self, tokens: int) -> None:
         while True:
             now = time.monotonic()
             self._refill(now)
@@ -78,31 +99,42 @@ class ModelLimiter:
         if self.tpm is not None:
             self._tokens -= tokens
 
-    async def release(
-        self, *, estimated: int, used: int | None, throttled: bool, retry_after: float | None
-    ) -> None:
-        """Return the slot: settle the token estimate, and back off after a 429."""
-        if self.tpm is not None and used is not None:
-            self._tokens += estimated - used
-        if throttled:
-            self._paused_until = max(self._paused_until, time.monotonic() + (retry_after or 1.0))
+    def _settle(self, reserved: int, throttle: Throttle) -> None:
+        """Settle the token estimate with the real usage, and back off after a 429."""
+        if reserved and throttle.used is not None:
+            self._tokens += reserved - throttle.used
+        if throttle.throttled:
+            pause = throttle.retry_after or 1.0
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
             self._window = max(1.0, min(self._window, self._in_flight) / 2)
         elif self._window != math.inf:
             self._window += 1 / self._window
-        changed = self._condition()
-        async with changed:
-            self._in_flight -= 1
-            changed.notify_all()
 
 
-_limiters: dict[tuple[int, str, str | None, float | None, float | None], ModelLimiter] = {}
+@dataclass
+class Throttle:
+    """What one attempt tells its limiter: tokens used, or a 429 and its Retry-After."""
+
+    used: int | None = None
+    throttled: bool = False
+    retry_after: float | None = None
+
+
+_limiters: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop,
+    dict[tuple[str, str | None, float | None, float | None], ModelLimiter],
+] = weakref.WeakKeyDictionary()
 
 
 def limiter_for(
     name: str, api_base: str | None, rpm: float | None, tpm: float | None
 ) -> ModelLimiter:
-    """The one limiter shared by every call to this model with these limits (per event loop)."""
-    key = (id(asyncio.get_running_loop()), name, api_base, rpm, tpm)
-    if key not in _limiters:
-        _limiters[key] = ModelLimiter(rpm=rpm, tpm=tpm)
-    return _limiters[key]
+    """The one limiter shared by every call to this model with these limits (per event loop).
+
+    Limiters are held weakly by their loop: a closed, collected loop takes them along.
+    """
+    mine = _limiters.setdefault(asyncio.get_running_loop(), {})
+    key = (name, api_base, rpm, tpm)
+    if key not in mine:
+        mine[key] = ModelLimiter(rpm=rpm, tpm=tpm)
+    return mine[key]

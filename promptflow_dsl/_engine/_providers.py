@@ -11,6 +11,9 @@ import functools
 import logging
 import os
 import warnings
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -19,11 +22,18 @@ import instructor  # noqa: E402
 import litellm  # noqa: E402
 from instructor.core import InstructorRetryException  # noqa: E402
 
-from .._errors import InvalidReplyError, ProviderError, ValidationExhaustedError  # noqa: E402
+from .._errors import (  # noqa: E402
+    PromptflowError,
+    ProviderError,
+    ValidationExhaustedError,
+)
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from ._portal import at_exit  # noqa: E402
-from ._types import Reply  # noqa: E402
+from ._types import Measure, Reply  # noqa: E402
+
+Send = Callable[[Callable[[], Awaitable[Any]], Measure[Any]], Awaitable[Any]]
+"""The engine's way to send one HTTP request: ``await send(request, measure)``."""
 
 litellm.suppress_debug_info = True
 at_exit(litellm.close_litellm_async_clients)  # no "Unclosed client session" noise at exit
@@ -82,21 +92,66 @@ def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]
     return kwargs
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Where this task's requests go: the engine's send, and the model (for error hints)."""
+
+    send: Send
+    model: Model
+
+
+_route: ContextVar[_Route] = ContextVar("promptflow_route")
+
+
+async def _attempt(route: _Route, request: Callable[..., Awaitable[Any]], kwargs: Any) -> Any:
+    """One HTTP request through the engine's send: LiteLLM's errors become ProviderErrors."""
+
+    async def once() -> Any:
+        try:
+            return await request(**kwargs)
+        except Exception as exc:
+            raise _provider_error(exc, route.model) from exc
+
+    return await route.send(once, _usage)
+
+
+async def _chat(**kwargs: Any) -> Any:
+    """Instructor's completion function: every request it makes, re-asks included, is sent
+    through the engine, so each one gets the budget, the limits and the retry policy."""
+    return await _attempt(_route.get(), litellm.acompletion, kwargs)
+
+
 @functools.cache
 def _instructor_client(mode: str) -> Any:
-    return instructor.from_litellm(litellm.acompletion, mode=_INSTRUCTOR_MODES[mode])
+    return instructor.from_litellm(_chat, mode=_INSTRUCTOR_MODES[mode])
 
 
-async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
-    """Send the program to the model once and decode the reply (validation re-asks included)."""
+async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -> Reply:
+    """Send the program to the model and decode the reply (validation re-asks included).
+
+    Each HTTP request goes through *send*, which owns the budget, limits and retries.
+    """
+    route = _Route(send, model)
+    token = _route.set(route)
+    try:
+        return await _call(program, model, route)
+    finally:
+        _route.reset(token)
+
+
+async def _call(program: PromptProgram[Any], model: Model, route: _Route) -> Reply:
     mode = pick_mode(program, model)
     kwargs = _request_kwargs(program, model)
     try:
         if program.is_raw and mode == "text":
-            response = await litellm.atext_completion(prompt=program.prompt, **kwargs)
+            response = await _attempt(
+                route, litellm.atext_completion, {"prompt": program.prompt, **kwargs}
+            )
             return _text_reply(program, response, response.choices[0].text, model)
         if mode == "text":
-            response = await litellm.acompletion(messages=program.render(), **kwargs)
+            response = await _attempt(
+                route, litellm.acompletion, {"messages": program.render(), **kwargs}
+            )
             return _text_reply(program, response, response.choices[0].message.content, model)
         client = _instructor_client(mode)
         messages = (
@@ -109,15 +164,15 @@ async def call_provider(program: PromptProgram[Any], model: Model) -> Reply:
             token_budget=model.validation_token_budget,
             **kwargs,
         )
-    except InvalidReplyError:
-        raise
+    except PromptflowError:
+        raise  # the engine's own errors (a provider error after retries, a parse error, the budget)
     except InstructorRetryException as exc:
         cause = exc.__cause__
-        if exc.failed_attempts or cause is None:
-            raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None
-            message = f"reply failed validation as {program.result_type.__name__}: {exc}"
-            raise ValidationExhaustedError(message, raw_text=raw, attempts=exc.n_attempts) from exc
-        raise _provider_error(cause, model) from cause
+        if isinstance(cause, PromptflowError):
+            raise cause from None  # a request failed during a re-ask: that is the real error
+        raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None
+        message = f"reply failed validation as {program.result_type.__name__}: {exc}"
+        raise ValidationExhaustedError(message, raw_text=raw, attempts=exc.n_attempts) from exc
     except Exception as exc:
         raise _provider_error(exc, model) from exc
     # Instructor returns an instance of a subclass it builds; hand back the plain result type.

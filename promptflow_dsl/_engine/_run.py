@@ -1,17 +1,18 @@
-"""RunContext: what one run shares across its steps: options, totals, budget, early stop."""
+"""RunContext: what one run shares across its steps: options, account, samples, early stop."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import PromptflowError, ProviderError, RunAbortedError
 from .._model import Model
 from .._program import PromptProgram
+from ._account import Account
 from ._cache import ReplyCache
 from ._interpreter import DEFAULT_RETRY, RetryPolicy
 from ._progress import ProgressDisplay
-from ._types import Usage
 
 __all__ = ["EARLY_STOP_WINDOW", "Rehearsal", "RunContext"]
 
@@ -32,39 +33,56 @@ class Rehearsal:
 
 @dataclass
 class RunContext:
-    """The run's options, its running totals, and the checks made between rows."""
+    """The run's options, its account, its sample numbering and the checks made between rows."""
 
     model: Model | None = None
     max_concurrency: int = 16
     on_error: str = "record"
     cache: ReplyCache | None = None
     retry: RetryPolicy = DEFAULT_RETRY
-    max_cost_usd: float | None = None
+    account: Account = field(default_factory=Account)
     display: ProgressDisplay = field(default_factory=lambda: ProgressDisplay(enabled=False))
-    totals: dict[str, float] = field(default_factory=dict)
-    stopped: str | None = None  # why the run stopped issuing calls, if it did
     round: int = 0  # the round of the innermost repeat_until (seeds sampling steps)
     rehearsal: Rehearsal | None = None  # a dry run: record the calls, answer them offline
+    samples: Counter[str] = field(default_factory=Counter)
+    numbered: list[str] = field(default_factory=list)  # prompts numbered since the last take
+    _stopped: str | None = None
     _outcomes: int = 0
     _provider_failures: int = 0
 
-    def record(self, usage: Usage) -> None:
-        """Add one completed row's usage to the run's totals."""
-        for key, amount in (
-            ("calls", usage.attempts),
-            ("cache_hits", int(usage.cache_hit)),
-            ("input_tokens", 0 if usage.cache_hit else usage.input_tokens or 0),
-            ("output_tokens", 0 if usage.cache_hit else usage.output_tokens or 0),
-            ("cost_usd", usage.cost_usd or 0.0),
-        ):
-            self.totals[key] = self.totals.get(key, 0) + amount
+    @property
+    def totals(self) -> dict[str, float]:
+        """Calls, cache hits, tokens and dollars so far (every HTTP attempt counted)."""
+        return self.account.totals
 
-    def budget_left(self) -> bool:
-        """False once ``max_cost_usd`` is spent; then no new call is issued."""
-        if self.max_cost_usd is not None and self.totals.get("cost_usd", 0.0) >= self.max_cost_usd:
-            self.stopped = f"max_cost_usd={self.max_cost_usd} reached; no new calls were issued"
-            return False
-        return True
+    @property
+    def stopped(self) -> str | None:
+        """Why the run stopped issuing calls or rounds, if it did."""
+        return self.account.exhausted or self._stopped
+
+    @stopped.setter
+    def stopped(self, reason: str | None) -> None:
+        self._stopped = reason
+
+    def number_sample(self, prompt_key: str) -> int:
+        """The sample index of the next occurrence of this prompt in the run (0, 1, 2...).
+
+        Numbering runs over the whole input, so identical prompts in different chunks are
+        distinct samples, and the output does not depend on the chunk size.
+        """
+        index = self.samples[prompt_key]
+        self.samples[prompt_key] = index + 1
+        self.numbered.append(prompt_key)
+        return index
+
+    def take_numbered(self) -> list[str]:
+        """The prompts numbered since the last take, in order (a chunk's, for resuming)."""
+        taken, self.numbered = self.numbered, []
+        return taken
+
+    def replay_numbered(self, prompt_keys: list[str]) -> None:
+        """Count prompts that an earlier run numbered (chunks it finished) as numbered."""
+        self.samples.update(prompt_keys)
 
     def check_early_stop(self, error: PromptflowError | None) -> None:
         """Count a call's outcome; stop the run if its first calls nearly all failed."""

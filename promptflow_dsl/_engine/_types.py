@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Completion", "Reply", "Usage"]
+__all__ = ["Completion", "Measure", "Reply", "Usage"]
 
 R = TypeVar("R")
+T = TypeVar("T")
+
+Measure = Callable[[T], tuple[int | None, int | None, float | None]]
+"""Reads one provider response's input tokens, output tokens and dollars."""
 
 
 @dataclass(frozen=True)

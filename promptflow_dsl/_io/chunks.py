@@ -1,24 +1,17 @@
-"""Large inputs in bounded memory: read chunk by chunk, write each finished chunk at once.
-
-Finished chunks are written as part files next to the output, with a manifest naming the
-input, the recipe and the chunk size. A run that is stopped (even killed) and started
-again skips the parts already on disk, then the parts are joined into the output file.
-"""
+"""Large inputs in bounded memory: read chunk by chunk (each finished chunk is written as a
+part file by :mod:`.parts`, so a stopped run resumes)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 
-from .frames import check_format, read_frame, reading, write_frame
+from .frames import check_format, read_frame, reading
 
-__all__ = ["PartWriter", "count_rows", "iter_chunks"]
+__all__ = ["count_rows", "iter_chunks"]
 
 
 def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[pl.DataFrame]:
@@ -57,98 +50,6 @@ def _chunks(path: Path, size: int, limit: int | None) -> Iterator[pl.DataFrame]:
     frame = read_frame(path, limit=limit)
     for offset in range(0, frame.height, size):
         yield frame.slice(offset, size)
-
-
-class PartWriter:
-    """Part files for one output; resumable when the manifest matches."""
-
-    def __init__(self, output: Path, manifest: dict[str, object]) -> None:
-        self.output = output
-        self.folder = output.with_name(output.name + ".parts")
-        self.manifest = manifest
-        fingerprint = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-        stamp = self.folder / "manifest.json"
-        if self.folder.exists():
-            known = json.loads(stamp.read_text()).get("fingerprint") if stamp.exists() else None
-            if known != fingerprint:  # another input, recipe or chunk size: start over
-                shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(
-            json.dumps({"fingerprint": fingerprint, **manifest}, indent=1, default=str)
-        )
-
-    def _part(self, index: int) -> Path:
-        return self.folder / f"part-{index:06d}.parquet"
-
-    def done(self, index: int) -> bool:
-        """True if chunk *index* was finished by this or an earlier run."""
-        return self._part(index).exists()
-
-    def write(self, index: int, frame: pl.DataFrame, usage: dict[str, float] | None = None) -> None:
-        """Store a finished chunk (atomically: a killed run never leaves half a part).
-
-        *usage* (calls, tokens, dollars spent on the chunk) is kept beside it, so the
-        output's totals include chunks that an earlier, interrupted run made.
-        """
-        if usage is not None:
-            spent = self.folder / f"usage-{index:06d}.json"
-            spent.with_suffix(".tmp").write_text(json.dumps(usage))
-            spent.with_suffix(".tmp").replace(spent)
-        partial = self.folder / f".part-{index:06d}.tmp"
-        frame.write_parquet(partial)
-        partial.replace(self._part(index))
-
-    def usage(self) -> dict[str, float]:
-        """The calls, tokens and dollars spent on the finished chunks, by any run."""
-        totals: dict[str, float] = {}
-        for path in sorted(self.folder.glob("usage-*.json")):
-            if self._part(int(path.stem.split("-")[1])).exists():
-                for key, value in json.loads(path.read_text()).items():
-                    totals[key] = totals.get(key, 0) + value
-        return totals
-
-    def first_error(self) -> dict[str, object] | None:
-        """The first recorded row error in the finished parts, if any (to tell the user why)."""
-        for part in sorted(self.folder.glob("part-*.parquet")):
-            if "error" in pl.read_parquet_schema(part):
-                errors = pl.scan_parquet(part).select("error").drop_nulls().head(1).collect()
-                if errors.height:
-                    return dict(errors["error"][0])
-        return None
-
-    def counts(self) -> tuple[int, int]:
-        """Rows and failed rows in the finished parts."""
-        parts = sorted(self.folder.glob("part-*.parquet"))
-        if not parts:
-            return 0, 0
-        failed = [
-            pl.col("error").is_not_null().sum()
-            if "error" in pl.read_parquet_schema(p)
-            else pl.lit(0)
-            for p in parts
-        ]
-        totals = pl.concat(
-            [pl.scan_parquet(p).select(pl.len().cast(pl.Int64), f.cast(pl.Int64).alias("failed"))
-             for p, f in zip(parts, failed, strict=True)]
-        ).sum().collect().row(0)  # fmt: skip
-        return int(totals[0]), int(totals[1])
-
-    def finish(self, metadata: dict[str, str] | None = None) -> None:
-        """Join the parts into the output file (*metadata* in a Parquet footer); remove them."""
-        parts = sorted(self.folder.glob("part-*.parquet"))
-        schemas = {tuple(pl.read_parquet_schema(p).items()) for p in parts}
-        suffix = self.output.suffix.lower()
-        if parts and len(schemas) == 1 and suffix in (".parquet", ".jsonl", ".ndjson"):
-            joined = pl.scan_parquet(parts)  # streamed: memory stays bounded
-            if suffix == ".parquet":
-                joined.sink_parquet(self.output, metadata=metadata)
-            else:
-                joined.sink_ndjson(self.output)
-        else:  # no rows, parts that disagree on a dtype (an all-null input column), CSV, JSON
-            frames = [pl.read_parquet(p) for p in parts]
-            joined_frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-            write_frame(joined_frame, self.output, metadata=metadata)
-        shutil.rmtree(self.folder)
 
 
 def count_rows(path: Path, *, limit: int | None = None) -> int:

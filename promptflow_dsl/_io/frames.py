@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from .._errors import PromptflowError
+from .atomic import replacing
 
 __all__ = [
     "DATASET_FOLDER",
@@ -106,7 +107,7 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
 def write_frame(
     frame: pl.DataFrame, path: str | Path, *, metadata: dict[str, str] | None = None
 ) -> None:
-    """Write a frame to a data file, creating its folder if needed.
+    """Write a frame to a data file, creating its folder if needed, all at once.
 
     *metadata* (key-value strings) goes into a Parquet file's footer. A datasets folder is
     written beside and then swapped in, so it is replaced whole.
@@ -118,14 +119,16 @@ def write_frame(
         from .hf import save_folder
 
         save_folder(frame, path)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame.write_ndjson(path)
-    elif suffix == ".json":
-        frame.write_json(path)
-    elif suffix == ".csv":
-        frame.with_columns(_flatten_for_csv(frame)).write_csv(path)
-    else:
-        frame.write_parquet(path, metadata=metadata)
+        return
+    with replacing(path) as partial:  # a failed write never destroys an earlier good file
+        if suffix in (".jsonl", ".ndjson"):
+            frame.write_ndjson(partial)
+        elif suffix == ".json":
+            frame.write_json(partial)
+        elif suffix == ".csv":
+            frame.with_columns(_flatten_for_csv(frame)).write_csv(partial)
+        else:
+            frame.write_parquet(partial, metadata=metadata)
 
 
 def _flatten_for_csv(frame: pl.DataFrame) -> list[pl.Expr]:

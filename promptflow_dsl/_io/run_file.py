@@ -14,11 +14,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+from .._engine._account import Account
 from .._engine._cache import open_cache
 from .._engine._portal import run_sync
 from .._engine._progress import ProgressDisplay
@@ -27,10 +30,12 @@ from .._errors import PromptflowError
 from .._model import Model
 from .._recipe._overrides import apply_overrides
 from .._recipe._recipe import Recipe, RunSummary
-from .chunks import PartWriter, count_rows, iter_chunks
+from .chunks import count_rows, iter_chunks
 from .estimate import estimate, format_estimate
 from .frames import DATASET_FOLDER, check_output, read_frame
 from .hf import check_hub_repo, dataset_card, push_to_hub
+from .lock import OutputLock, describe_holder
+from .parts import PartWriter
 from .provenance import KEY as PROVENANCE_KEY
 from .provenance import build_provenance, sidecar
 from .recipes import load_recipe
@@ -93,15 +98,11 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
     model: str,
     overrides: tuple[str, ...],
     api_base: str | None,
-    max_concurrency: int,
     limit: int | None,
     chunk_size: int,
-    no_cache: bool,
-    max_cost_usd: float | None,
     hub_repo: str | None,
-    progress: bool | None,
     say: Callable[[str], None],
-    **_: Any,
+    **options: Any,
 ) -> RunSummary:
     to_stdout = output_name == STDIO
     output_path = scratch / "stdout.jsonl" if to_stdout else Path(output_name)
@@ -116,46 +117,70 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
     first = next(chunks, None)
     if first is not None:
         recipe.check(first.columns)  # a missing column fails before the first call
-    writer = PartWriter(
-        output_path,
-        {
-            **source.identity,
-            "limit": limit,
-            "chunk_size": size,
-            "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
-            "overrides": list(overrides),
-            "model": chosen.name,
-            "api_base": chosen.api_base,
-        },
-    )
+    manifest = {
+        **source.identity,
+        "limit": limit,
+        "chunk_size": size,
+        "recipe_sha256": hashlib.sha256(recipe_file.read_bytes()).hexdigest(),
+        "overrides": list(overrides),
+        "model": chosen.name,
+        "api_base": chosen.api_base,
+    }
+    with OutputLock(output_path) as lock:
+        if lock.left_by is not None:
+            say(f"resuming the output of a run that stopped ({describe_holder(lock.left_by)})")
+        writer = PartWriter(output_path, manifest)
+        try:
+            every = itertools.chain([first] if first is not None else [], chunks)
+            summary, began = _run_chunks(recipe, every, writer, chosen, say=say, **options)
+            totals = summary.with_usage(writer.spent())  # every run's calls for this output
+            provenance = build_provenance(
+                recipe, recipe_file, chosen.name, totals, began, overrides
+            )
+            writer.finish(metadata={PROVENANCE_KEY: json.dumps(provenance)})
+        finally:
+            writer.close()
+        _publish(output_path, output_format, provenance, hub_repo, say, to_stdout=to_stdout)
+    return summary
+
+
+def _run_chunks(
+    recipe: Recipe,
+    chunks: Iterable[pl.DataFrame],
+    writer: PartWriter,
+    chosen: Model,
+    *,
+    max_concurrency: int,
+    no_cache: bool,
+    max_cost_usd: float | None,
+    progress: bool | None,
+    say: Callable[[str], None],
+    **_: Any,
+) -> tuple[RunSummary, datetime]:
+    """Apply the recipe to each chunk not yet written and write it as a part."""
     started, rows_in, began = time.perf_counter(), 0, datetime.now(timezone.utc)
+    account = Account(max_cost_usd=max_cost_usd, spent=writer.spent(), sink=writer.record_spend)
     with ProgressDisplay(enabled=progress) as display:
         run = RunContext(
             model=chosen,
             max_concurrency=max_concurrency,
             cache=open_cache(not no_cache),
-            max_cost_usd=max_cost_usd,
+            account=account,
             display=display,
         )
-        every = itertools.chain([first] if first is not None else [], chunks)
-        for index, chunk in enumerate(every):
+        for index, chunk in enumerate(chunks):
             rows_in += chunk.height
-            if not writer.done(index):
-                before = dict(run.totals)
-                frame = run_sync(recipe.apply(chunk, run))
-                spent = {k: v - before.get(k, 0) for k, v in run.totals.items()}
-                writer.write(index, frame, usage=spent)
+            if writer.done(index):
+                run.replay_numbered(writer.numbered(index))
+                continue
+            frame = run_sync(recipe.apply(chunk, run))
+            writer.write(index, frame, numbered=run.take_numbered())
     first_error = writer.first_error()
-    rows_out, failures = writer.counts()
-    summary = RunSummary.of(run, rows_in, rows_out, failures, time.perf_counter() - started)
-    # The output's totals: every chunk's calls, including those of earlier, resumed runs.
-    totals = summary.with_usage(writer.usage())
-    provenance = build_provenance(recipe, recipe_file, chosen.name, totals, began, overrides)
-    writer.finish(metadata={PROVENANCE_KEY: json.dumps(provenance)})
     if first_error:
         say(f"first failure: step {first_error['step']!r}: {first_error['message']}")
-    _publish(output_path, output_format, provenance, hub_repo, say, to_stdout=to_stdout)
-    return summary
+    rows_out, failures = writer.counts()
+    elapsed = time.perf_counter() - started
+    return RunSummary.of(run, rows_in, rows_out, failures, elapsed), began
 
 
 def _publish(

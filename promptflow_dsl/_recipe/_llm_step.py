@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from .._engine._cache import cache_key
-from .._engine._driver import drive, single, total_usage
+from .._engine._driver import add_usage, drive, single
 from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._run import RunContext
-from .._engine._types import Completion
+from .._engine._types import Completion, Usage
 from .._errors import InvalidReplyError, PromptflowError
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
@@ -71,6 +71,7 @@ _TRAILING = tuple(BOOKKEEPING_COLUMNS)
 
 OFFLINE = Model(OFFLINE_MODEL)
 _REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
+_PROMPT_KEY_CHARS = 20  # 80 bits of the prompt's hash tell prompts apart for numbering
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class _RowCall:
 @dataclass(frozen=True)
 class _RowFailure:
     error: dict[str, Any]
+    usage: Usage | None = None  # what the row's calls used before it failed
 
 
 @dataclass(frozen=True, repr=False)
@@ -183,14 +185,12 @@ class TechniqueStep(Step):
             raise PromptflowError(message)
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
         programs = self._programs(frame, earlier)
-        samples = _sample_indices(programs, model) if run.cache is not None else [0] * len(programs)
+        samples = _sample_indices(programs, model, run) if run.cache is not None else None
 
         async def one(index: int) -> Completion[Any] | _RowFailure | None:
             planned = programs[index]
             if not isinstance(planned, _RowCall):
                 return planned
-            if not run.budget_left():
-                return self._failure(run.stopped or "", "BudgetExhausted", 0, None)
             repeats: dict[str, int] = {}
 
             def call(program: PromptProgram[Any]) -> Awaitable[Completion[Any]]:
@@ -199,25 +199,40 @@ class TechniqueStep(Step):
                     return interpret(program, OFFLINE)
                 # A prompt repeated within one row is a new sample, not a cache hit.
                 seen = repeats[program.text()] = repeats.get(program.text(), -1) + 1
-                sample = samples[index] + _REPEAT_STRIDE * seen
-                return interpret(program, model, cache=run.cache, sample=sample, retry=run.retry)
+                sample = (samples[index] if samples else 0) + _REPEAT_STRIDE * seen
+                return interpret(
+                    program,
+                    model,
+                    cache=run.cache,
+                    sample=sample,
+                    retry=run.retry,
+                    account=run.account,
+                )
 
             sequence = (
                 self.technique.sequence(*planned.args, **planned.kwargs)
                 if self.technique.is_sequence
                 else single(planned.first)  # already built: no need to build it twice
             )
+            completions: list[Completion[Any]] = []
+
+            async def noted(program: PromptProgram[Any]) -> Completion[Any]:
+                completions.append(await call(program))
+                return completions[-1]
+
             try:
-                result, completions = await drive(sequence, call)
+                result, _ = await drive(sequence, noted)
             except PromptflowError as exc:
                 if run.on_error == "raise":
                     raise
                 run.check_early_stop(exc)
                 raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None
-                return self._failure(str(exc), type(exc).__name__, exc.attempts, raw)
+                spent = [c.usage for c in completions] + ([exc.usage] if exc.usage else [])
+                return self._failure(
+                    str(exc), type(exc).__name__, exc.attempts, raw, usage=add_usage(spent)
+                )
             run.check_early_stop(None)
-            usage = total_usage(completions)
-            run.record(usage)
+            usage = add_usage([c.usage for c in completions])
             return Completion(result, completions[-1].raw_text, completions[-1].model_name, usage)
 
         bar = run.display.step(self.name)
@@ -234,16 +249,17 @@ class TechniqueStep(Step):
         out = frame.with_columns(self._columns(outcomes, earlier))
         return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
 
-    def _failure(self, message: str, kind: str, attempts: int, raw: str | None) -> _RowFailure:
-        return _RowFailure(
-            {
-                "step": self.name,
-                "type": kind,
-                "message": message,
-                "attempts": attempts,
-                "raw_reply": raw,
-            }
-        )
+    def _failure(
+        self, message: str, kind: str, attempts: int, raw: str | None, usage: Usage | None = None
+    ) -> _RowFailure:
+        error = {
+            "step": self.name,
+            "type": kind,
+            "message": message,
+            "attempts": attempts,
+            "raw_reply": raw,
+        }
+        return _RowFailure(error, usage)
 
     def _columns(
         self, outcomes: list[Completion[Any] | _RowFailure | None], earlier: list[Any]
@@ -252,12 +268,13 @@ class TechniqueStep(Step):
 
         done = [o if isinstance(o, Completion) else None for o in outcomes]
         results = [c.result.model_dump() if c else None for c in done]
+        spent = [o.usage if isinstance(o, (Completion, _RowFailure)) else None for o in outcomes]
         schema = polars_schema(self.technique.result_type)
         series = [
             pl.Series(name, [r[name] if r else None for r in results], dtype=schema[name])
             for name in self.technique.output_columns(self.attributes)
         ]
-        usage = [vars(c.usage) if c else None for c in done]
+        usage = [vars(u) if u else None for u in spent]
         errors = [
             o.error if isinstance(o, _RowFailure) else earlier[i] for i, o in enumerate(outcomes)
         ]
@@ -269,15 +286,14 @@ class TechniqueStep(Step):
         ]
 
 
-def _sample_indices(programs: list[Any], model: Model) -> list[int]:
-    """Rows with identical prompts get sample indices 0, 1, 2...: distinct cache entries."""
-    seen: dict[str, int] = {}
-    indices = []
-    for planned in programs:
-        if isinstance(planned, _RowCall):
-            key = cache_key(planned.first, model)
-            indices.append(seen.get(key, 0))
-            seen[key] = indices[-1] + 1
-        else:
-            indices.append(0)
-    return indices
+def _sample_indices(programs: list[Any], model: Model, run: RunContext) -> list[int]:
+    """Rows with identical prompts get sample indices 0, 1, 2...: distinct cache entries.
+
+    The run numbers them over the whole input, not per chunk.
+    """
+    return [
+        run.number_sample(cache_key(planned.first, model)[:_PROMPT_KEY_CHARS])
+        if isinstance(planned, _RowCall)
+        else 0
+        for planned in programs
+    ]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from .._engine._account import Account
 from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._progress import ProgressDisplay
@@ -220,7 +221,7 @@ class Recipe:
                 on_error=on_error,
                 cache=open_cache(cache),
                 retry=retry,
-                max_cost_usd=max_cost_usd,
+                account=Account(max_cost_usd=max_cost_usd),
                 display=display,
             )
             started = time.perf_counter()

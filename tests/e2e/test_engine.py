@@ -90,7 +90,7 @@ def test_max_cost_stops_issuing_calls_and_says_so():
     assert requests == 1
     assert result.summary.cost_usd > 0 and "max_cost_usd" in result.summary.stopped
     skipped = result.frame["error"].drop_nulls().to_list()
-    assert len(skipped) == 9 and {e["type"] for e in skipped} == {"BudgetExhausted"}
+    assert len(skipped) == 9 and {e["type"] for e in skipped} == {"BudgetExhaustedError"}
 
 
 def test_validation_re_asks_are_bounded_by_tokens():
