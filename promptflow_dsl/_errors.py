@@ -12,6 +12,7 @@
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
+    ├── StorageError              a file could not be written (a full disk, a size limit)
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
@@ -36,6 +37,7 @@ __all__ = [
     "PromptflowError",
     "ProviderError",
     "RunAbortedError",
+    "StorageError",
     "TemplateError",
     "ValidationExhaustedError",
 ]
@@ -135,3 +137,10 @@ class BudgetExhaustedError(PromptflowError):
 
 class OutputLockedError(PromptflowError):
     """Another run is writing the same output; one run at a time holds an output."""
+
+
+class StorageError(PromptflowError, OSError):
+    """A file could not be written: a full disk, a read-only folder, a size limit.
+
+    What was finished before stays on disk, so the same run started again resumes.
+    """

@@ -52,12 +52,12 @@ class OutputLock:
             )
             raise OutputLockedError(message) from None
         self.left_by = self._holder()  # still named: its run ended without letting go
-        holder = {
+        mine = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        self.path.write_text(json.dumps(holder))
+        self.path.write_text(json.dumps(mine))
         return self
 
     def __exit__(

@@ -14,14 +14,17 @@ were written, by this run or an earlier one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import polars as pl
 
+from .._errors import StorageError
 from .atomic import replacing
 from .frames import write_frame
 
@@ -71,19 +74,34 @@ class PartWriter:
         metadata = pl.read_parquet_metadata(self._part(index))
         return list(json.loads(metadata.get(_NUMBERED_KEY, "[]")))
 
+    @contextlib.contextmanager
+    def _writing(self, what: Path) -> Iterator[None]:
+        """Turn a refused write into one line that says what is kept and how to go on."""
+        try:
+            yield
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            message = (
+                f"could not write {what}: {reason}. The finished parts are kept in "
+                f"{self.folder}: make room and run the same command again to resume"
+            )
+            raise StorageError(message) from exc
+
     def write(self, index: int, frame: pl.DataFrame, numbered: list[str]) -> None:
         """Store a finished chunk with the prompts it numbered (atomically: a killed run
         never leaves half a part)."""
-        with replacing(self._part(index)) as partial:
+        with self._writing(self._part(index)), replacing(self._part(index)) as partial:
             frame.write_parquet(partial, metadata={_NUMBERED_KEY: json.dumps(numbered)})
 
     def record_spend(self, entry: dict[str, float]) -> None:
         """Append one spend entry (an attempt, its usage, a cache hit) to the ledger."""
-        if self._ledger is None:
-            # Unbuffered: each entry reaches the operating system at once, so a killed
-            # process loses none of them.
-            self._ledger = (self.folder / "spend.jsonl").open("ab", buffering=0)
-        self._ledger.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        ledger = self.folder / "spend.jsonl"
+        with self._writing(ledger):
+            if self._ledger is None:
+                # Unbuffered: each entry reaches the operating system at once, so a killed
+                # process loses none of them.
+                self._ledger = ledger.open("ab", buffering=0)
+            self._ledger.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
 
     def spent(self) -> dict[str, float]:
         """The calls, cache hits, tokens and dollars recorded for this output, by any run."""
@@ -133,7 +151,11 @@ class PartWriter:
         The output replaces an earlier file at its path only once it is complete.
         """
         self.close()
-        parts = self._parts()
+        with self._writing(self.output):
+            self._join(self._parts(), metadata)
+        shutil.rmtree(self.folder)
+
+    def _join(self, parts: list[Path], metadata: dict[str, str] | None) -> None:
         schemas = {tuple(pl.read_parquet_schema(p).items()) for p in parts}
         suffix = self.output.suffix.lower()
         if parts and len(schemas) == 1 and suffix in (".parquet", ".jsonl", ".ndjson"):
@@ -148,7 +170,6 @@ class PartWriter:
             frames = [pl.read_parquet(p) for p in parts]
             joined_frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
             write_frame(joined_frame, self.output, metadata=metadata)
-        shutil.rmtree(self.folder)
 
     def close(self) -> None:
         """Close the ledger (the parts stay for a later run)."""

@@ -45,7 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True, repr=False)
 class Explode(Step):
-    """One row per element of a list column. A null list (a failed row) stays one row."""
+    """One row per element of a list column. A null list (a failed row) stays one row, and so
+    does an empty list that a technique returned, as a failed row."""
 
     column: str
     into: str
@@ -63,13 +64,39 @@ class Explode(Step):
         if not isinstance(dtype, pl.List):
             message = f"step {self.name!r}: column {self.column!r} is {dtype}, not a list"
             raise PromptflowError(message)
-        # An empty list yields no row; a null list (a failed row) keeps one row, with its error.
-        column = pl.col(self.column)
-        exploded = frame.filter(column.is_null() | (column.list.len() > 0)).explode(self.column)
+        exploded = _flag_empty_lists(frame, self.column, self.name).explode(self.column)
         if self.into == self.column:
             return exploded
         # Like any step's output column, *into* replaces an input column of that name.
         return exploded.drop(self.into, strict=False).rename({self.column: self.into})
+
+
+def _flag_empty_lists(frame: pl.DataFrame, column: str, step: str) -> pl.DataFrame:
+    """Rows whose list is empty, in a frame a technique made (it has an ``error`` column),
+    become failed rows that say so, so a document never leaves the output silently.
+
+    Elsewhere an empty list yields no row, as in Polars. A null list (a failed row) keeps
+    one row, with its error.
+    """
+    import polars as pl
+
+    from ._llm_step import error_dtype
+
+    if "error" not in frame.columns:
+        return frame.filter(pl.col(column).is_null() | (pl.col(column).list.len() > 0))
+    empty = pl.col(column).list.len().eq(0) & pl.col("error").is_null()
+    reason = {
+        "step": step,
+        "type": "EmptyResult",
+        "message": f"column {column!r} is an empty list: no item to make a row of",
+        "attempts": 0,
+        "raw_reply": None,
+    }
+    flagged = pl.lit(pl.Series([reason], dtype=error_dtype())).first()
+    return frame.with_columns(
+        pl.when(empty).then(flagged).otherwise(pl.col("error")).alias("error"),
+        pl.when(empty).then(None).otherwise(pl.col(column)).alias(column),
+    )
 
 
 @dataclass(frozen=True, repr=False)

@@ -56,7 +56,8 @@ class InstructionList(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instructions: list[str] = Field(
-        description="The generated user queries: one query per item, no numbering or bullets."
+        min_length=1,  # an empty list is a failed row, never a document that vanishes
+        description="The generated user queries: one query per item, no numbering or bullets.",
     )
 
 
