@@ -57,7 +57,10 @@ def reference(candidates: list[str], seeds: list[str], processes: int) -> list[t
     with Pool(processes) as pool:
         for number, candidate in enumerate(candidates, 1):
             if number % 1000 == 0:
-                print(f"  reference: {number:,} candidates in {time.perf_counter() - started:.0f} s", flush=True)
+                print(
+                    f"  reference: {number:,} candidates in {time.perf_counter() - started:.0f} s",
+                    flush=True,
+                )
             tokens = scorer._tokenizer.tokenize(candidate)
             scores = [
                 s.fmeasure for s in pool.map(partial(rouge_scorer._score_lcs, tokens), kept_tokens)

@@ -92,6 +92,13 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Stop issuing calls once this many dollars are spent.",
 )
 @click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Tries per request on a transient failure (429, 5xx, timeout, dropped connection).",
+)
+@click.option(
     "--max-failures",
     type=click.IntRange(min=0),
     default=None,
@@ -149,6 +156,13 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the finished chunks and calls are kept; "
+            "run the same command again to resume",
+            err=True,
+        )
+        sys.exit(130)
 
 
 def _say(note: str) -> None:

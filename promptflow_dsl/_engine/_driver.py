@@ -43,6 +43,7 @@ async def drive(
 
 def add_usage(usages: list[Usage]) -> Usage:
     """The usage of several calls made for one row, added up."""
+
     def total(name: str) -> Any:
         values = [getattr(u, name) for u in usages]
         return None if any(v is None for v in values) else sum(values)

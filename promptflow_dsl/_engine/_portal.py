@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 __all__ = ["at_exit", "run_sync"]
 
 T = TypeVar("T")
+_POLL_S = 0.1
+_CANCEL_WAIT_S = 5.0
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -38,11 +41,26 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     >>> run_sync(answer())
     42
     """
-    future = asyncio.run_coroutine_threadsafe(coro, _portal_loop())
+    finished = threading.Event()
+
+    async def guarded() -> T:
+        try:
+            return await coro
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(guarded(), _portal_loop())
     try:
-        return future.result()
+        while True:
+            try:  # short waits: a blocked wait would not wake for Ctrl-C
+                return future.result(timeout=_POLL_S)
+            except concurrent.futures.TimeoutError:
+                continue
     except BaseException:
-        future.cancel()  # Ctrl-C in the caller stops the work on the loop too
+        # Ctrl-C in the caller cancels the work on the loop, and waits (briefly) until the
+        # calls in flight are cancelled, so none is issued after this returns.
+        future.cancel()
+        finished.wait(_CANCEL_WAIT_S)
         raise
 
 

@@ -23,6 +23,7 @@ import polars as pl
 
 from .._engine._account import Account
 from .._engine._cache import open_cache
+from .._engine._interpreter import RetryPolicy
 from .._engine._portal import run_sync
 from .._engine._progress import ProgressDisplay
 from .._engine._run import Rehearsal, RunContext
@@ -151,6 +152,7 @@ def _run_chunks(
     chosen: Model,
     *,
     max_concurrency: int,
+    max_attempts: int,
     no_cache: bool,
     max_cost_usd: float | None,
     progress: bool | None,
@@ -165,6 +167,7 @@ def _run_chunks(
             model=chosen,
             max_concurrency=max_concurrency,
             cache=open_cache(not no_cache),
+            retry=RetryPolicy(max_attempts=max_attempts),
             account=account,
             display=display,
         )

@@ -45,14 +45,20 @@ def cli(recipe, source, output, server, *extra):
 
 
 def write_questions(path, count, *, same=False):
-    lines = (json.dumps({"instruction": "Name a river." if same else f"Q {i}?"}) for i in range(count))
+    lines = (
+        json.dumps({"instruction": "Name a river." if same else f"Q {i}?"}) for i in range(count)
+    )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.fixture
 def env(tmp_path):
-    return {**os.environ, "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"), "OPENAI_API_KEY": "sk-test"}
+    return {
+        **os.environ,
+        "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"),
+        "OPENAI_API_KEY": "sk-test",
+    }
 
 
 def wait_for(condition, seconds=60):
@@ -92,7 +98,9 @@ def test_a_second_run_on_the_same_output_refuses_at_once_naming_the_holder(tmp_p
     assert refused_in < 10  # at once, not after waiting for the first run
     out = pl.read_parquet(output)
     assert out.height == 40 and out["error"].is_null().all()
-    assert not any(r.body.get("temperature") == 0.5 for r in server.requests)  # the second never called
+    assert not any(
+        r.body.get("temperature") == 0.5 for r in server.requests
+    )  # the second never called
     assert not list(tmp_path.glob(".out.parquet*"))  # no lock left behind
 
 
@@ -111,7 +119,9 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, env):
         run.send_signal(signal.SIGKILL)
         run.wait()
         assert (tmp_path / ".out.parquet.lock").exists()
-        resumed = subprocess.run(cli(recipe, source, output, server), env=env, capture_output=True, text=True)
+        resumed = subprocess.run(
+            cli(recipe, source, output, server), env=env, capture_output=True, text=True
+        )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming the output of a run that stopped (pid {run.pid}" in resumed.stderr
     assert pl.read_parquet(output).height == 30
@@ -169,8 +179,12 @@ def test_sample_numbering_survives_kill_and_resume(tmp_path, env):
 def test_the_api_numbers_samples_over_the_whole_frame(tmp_path):
     frame = pl.DataFrame({"instruction": ["Name a river."] * 12})
     with distinct_server() as server:
-        first = text_generation.step().run(frame, model=model_at(server), cache=tmp_path / "c.sqlite")
-        again = text_generation.step().run(frame, model=model_at(server), cache=tmp_path / "c.sqlite")
+        first = text_generation.step().run(
+            frame, model=model_at(server), cache=tmp_path / "c.sqlite"
+        )
+        again = text_generation.step().run(
+            frame, model=model_at(server), cache=tmp_path / "c.sqlite"
+        )
         assert server.stats.requests == 12  # the second run is served from the cache
     assert first["generation"].n_unique() == 12 and again.drop("usage").equals(first.drop("usage"))
 
@@ -222,7 +236,9 @@ def test_an_empty_instruction_list_is_a_counted_failure_not_a_lost_document():
         return empty if "Empty." in request.text else {"instructions": ["Q1?", "Q2?"]}
 
     with LoopbackServer(responder=answer) as server:
-        result = recipe.execute(frame, model=model_at(server, max_validation_retries=1), cache=False)
+        result = recipe.execute(
+            frame, model=model_at(server, max_validation_retries=1), cache=False
+        )
     out = result.frame
     assert set(out["input"]) == {"Rivers.", "Empty.", "Tides."}
     failed = out.filter(pl.col("error").is_not_null())
@@ -258,7 +274,17 @@ def test_a_failed_final_write_keeps_the_earlier_output_and_the_parts(tmp_path, e
     recipe.write_text(TEXT_GENERATION)
     source = write_questions(tmp_path / "q.jsonl", 300)
     output = tmp_path / "out.jsonl"
-    base = [sys.executable, "-m", "promptflow_dsl", "run", str(recipe), "-i", str(source), "-o", str(output)]
+    base = [
+        sys.executable,
+        "-m",
+        "promptflow_dsl",
+        "run",
+        str(recipe),
+        "-i",
+        str(source),
+        "-o",
+        str(output),
+    ]
     good = subprocess.run([*base, "--limit", "100"], env=env, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     earlier = output.read_bytes()
