@@ -118,7 +118,9 @@ def test_multi_call_techniques_check_their_inputs_too():
 def test_a_recipe_fails_only_the_rows_with_values_of_the_wrong_type():
     import polars as pl
 
-    rows = pl.DataFrame({"input": ["Owls hunt at night.", 7, ["a", "list"]]}, schema={"input": pl.Object})
+    rows = pl.DataFrame(
+        {"input": ["Owls hunt at night.", 7, ["a", "list"]]}, schema={"input": pl.Object}
+    )
     out = self_instruct.step(num_instructions=2).run(rows, model="mock")
     errors = out["error"].to_list()
     assert errors[0] is None and errors[1] is None

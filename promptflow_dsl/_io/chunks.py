@@ -23,7 +23,7 @@ from .frames import check_format, read_frame, reading, write_frame
 
 __all__ = ["PartWriter", "count_rows", "iter_chunks"]
 
-_CHECK_BLOCK = 10_000  # lines checked by one Polars call; only a failing block is re-read
+_CHECK_BLOCK = 1_000  # lines checked by one Polars call; only a failing block is re-read
 _ANY_OBJECT = {"\x00": pl.Null}  # a schema that reads no field: the parse alone is checked
 
 Line = tuple[int, bytes]
