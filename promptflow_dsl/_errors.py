@@ -6,6 +6,10 @@
     ├── CompositionError          a step needs a column that an earlier step removed
     ├── MissingColumnError        the input frame lacks a column the recipe needs
     ├── TemplateError             a prompt template names a variable with no value
+    ├── InputError                an input the recipe cannot use
+    │   ├── InputTypeError        a technique input of the wrong type (a list where text goes)
+    │   ├── ReservedColumnError   an input column named like a bookkeeping column, not one
+    │   └── InputFileError        an input file that cannot be read (names the file and line)
     ├── InvalidReplyError         the reply could not be turned into the result type
     │   ├── ParseError            a text parser found no result (carries the raw text)
     │   └── ValidationExhaustedError   structured output failed validation on every re-ask
@@ -30,12 +34,16 @@ from typing import Any
 __all__ = [
     "BudgetExhaustedError",
     "CompositionError",
+    "InputError",
+    "InputFileError",
+    "InputTypeError",
     "InvalidReplyError",
     "MissingColumnError",
     "OutputLockedError",
     "ParseError",
     "PromptflowError",
     "ProviderError",
+    "ReservedColumnError",
     "RunAbortedError",
     "StorageError",
     "TemplateError",
@@ -81,6 +89,41 @@ class MissingColumnError(PromptflowError, KeyError):
 
 class TemplateError(PromptflowError, ValueError):
     """A prompt template uses a variable that was not given."""
+
+
+class InputError(PromptflowError, ValueError):
+    """The input holds something the recipe cannot use: fix or rename it, nothing was spent."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A technique input has a value of the wrong type, such as a list where text goes.
+
+    Numbers in a text input are not errors: they are read as their text (``7`` is ``"7"``).
+    """
+
+    def __init__(self, message: str, *, technique: str, name: str, value: object) -> None:
+        super().__init__(message)
+        self.technique = technique
+        self.name = name
+        self.value = value
+
+
+class ReservedColumnError(InputError):
+    """An input column has the name of a column that technique steps write (``error``,
+    ``usage``, ``model_name``) but cannot be read as one: rename it."""
+
+    def __init__(self, message: str, *, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class InputFileError(InputError):
+    """An input file cannot be read; ``line`` is the 1-based line at fault, if known."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class InvalidReplyError(PromptflowError):

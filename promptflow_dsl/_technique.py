@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from ._engine._driver import Sequence, drive, single
-from ._errors import ParseError
+from ._errors import InputTypeError, ParseError
 from ._model import Model
 from ._program import Decoding, Message, PromptProgram
 
@@ -92,10 +94,36 @@ class Technique(Generic[R]):
 
     def _bind(self, inputs: tuple[Any, ...], attributes: Mapping[str, Any]) -> Any:
         try:
-            return self.signature.bind(*inputs, **attributes)
+            bound = self.signature.bind(*inputs, **attributes)
         except TypeError as exc:
             message = f"{self.name}: {exc}. Signature: {self.name}{self.signature}"
             raise TypeError(message) from None
+        for name, check in self._input_checks.items():
+            if name in bound.arguments:
+                bound.arguments[name] = self._checked(name, bound.arguments[name], check)
+        return bound
+
+    @functools.cached_property
+    def _input_checks(self) -> dict[str, TypeAdapter[Any]]:
+        """A validator per annotated input (inputs come from columns of any type)."""
+        try:
+            hints = typing.get_type_hints(self._build)
+        except (NameError, TypeError):  # annotations only a type checker can resolve
+            return {}
+        annotated = [n for n in self.inputs if hints.get(n, Any) is not Any]
+        return {name: _input_check(hints[name]) for name in annotated}
+
+    def _checked(self, name: str, value: Any, check: TypeAdapter[Any]) -> Any:
+        """The value as its annotation says, or an :class:`InputTypeError` naming the input."""
+        try:
+            return check.validate_python(value)
+        except ValidationError as exc:
+            expected = exc.errors()[0]["msg"].removeprefix("Input should be ")
+            message = (
+                f"{self.name}: input {name!r} must be {expected}, got "
+                f"{type(value).__name__} {reprlib.repr(value)}; fix the value or the column"
+            )
+            raise InputTypeError(message, technique=self.name, name=name, value=value) from None
 
     def sequence(self, *inputs: Any, **attributes: Any) -> Sequence:
         """The programs this technique runs, as a generator that receives each result."""
@@ -216,6 +244,21 @@ class Technique(Generic[R]):
         return TechniqueStep.build(self, model=model, inputs=inputs or {}, attributes=attributes)
 
 
+_NUMBERS_AS_TEXT = ConfigDict(coerce_numbers_to_str=True)
+
+
+def _input_check(annotation: Any) -> TypeAdapter[Any]:
+    """Pydantic's lax validation, plus one rule: a number in a text input is its text.
+
+    >>> _input_check(str).validate_python(7)
+    '7'
+    """
+    try:
+        return TypeAdapter(annotation, config=_NUMBERS_AS_TEXT)
+    except PydanticUserError:  # a model or dataclass brings its own config
+        return TypeAdapter(annotation)
+
+
 def technique(
     build: Builder | None = None,
     *,
@@ -237,6 +280,11 @@ def technique(
     attributes, which more columns a step reads and which result fields it writes.
     ``sizes`` maps a list field to the attribute that says how many items the prompt asks
     for (``{"instructions": "num_instructions"}``), which the offline model honours.
+
+    Inputs are checked against their annotations whenever a program is built: a number in
+    a text input is read as its text (``7`` is ``"7"``); any other mismatch (a list, a
+    struct or a boolean where text goes) raises :class:`InputTypeError`, which a recipe
+    step records as that row's failure.
     """
 
     def wrap(fn: Builder) -> Technique[R]:

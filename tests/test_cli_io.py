@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from promptflow_dsl._errors import PromptflowError
+from promptflow_dsl._recipe._llm_step import error_dtype
 from promptflow_dsl._recipe._overrides import apply_overrides
 from promptflow_dsl.cli import main
 
@@ -236,3 +237,129 @@ def test_a_missing_extra_fails_before_the_run(tmp_path, monkeypatch):
     result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "folder")
     assert result.exit_code == 1 and "pip install 'promptflow_dsl[hf]'" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def _loopback_args(server):
+    return ["--model", "openai/loopback", "--api-base", server.api_base]
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (['{"input": "a"}', '{"input": "b"', '{"input": "c"}'], "line 2: Expecting ',' delimiter"),
+        (['{"input": "a"}', "", "[1, 2]"], "line 3: expected a JSON object, got an array"),
+        (['{"input": "a"}', '{"input": NaN}'], "line 2: NaN is not valid JSON"),
+        (['{"input": "a"}', '{"input": "a"} {"input": "b"}'], "line 2: Extra data at column 16"),
+    ],
+)
+def test_a_broken_json_lines_file_names_the_line_before_any_call(
+    loopback_server, tmp_path, monkeypatch, lines, says
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    source, out = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    args = [RECIPE, "-i", source, "-o", out, "--chunk-size", "1", *_loopback_args(loopback_server)]
+    result = _run(*args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{source}, {says}" in line
+    assert loopback_server.stats.requests == 0 and not out.exists()
+    dry = _run(*args, "--dry-run")
+    assert dry.exit_code == 1 and f"{source}, {says}" in dry.stderr
+
+
+def test_a_broken_line_past_the_limit_is_not_read(tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"input": "a"}\n{"input": \n')
+    result = _run(RECIPE, "-i", source, "-o", tmp_path / "out.jsonl", "--limit", "1")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("rows.jsonl", '{"input": "a doc"}\n'),
+        ("rows.csv", "input\na doc\n"),
+        ("rows.json", '[{"input": "a doc"}]'),
+    ],
+)
+def test_a_byte_order_mark_is_accepted(tmp_path, name, text):
+    source, out = tmp_path / name, tmp_path / "out.parquet"
+    source.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = _run(RECIPE, "-i", source, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert set(pl.read_parquet(out)["input"]) == {"a doc"}
+    dry = _run(RECIPE, "-i", source, "-o", out, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+
+
+def test_columns_whose_types_conflict_name_the_lines_of_their_chunk(tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"input": "a", "tags": [1]}\n{"input": "b", "tags": {"x": 1}}\n')
+    result = _run(RECIPE, "-i", source, "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 1 and f"could not read {source}, lines 1-2: " in result.stderr
+
+
+def test_values_whose_type_changes_between_chunks_fail_only_their_rows(tmp_path):
+    source, out = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    source.write_text('{"input": "Owls hunt at night."}\n{"input": 5}\n{"input": true}\n')
+    result = _run(RECIPE, "-i", source, "-o", out, "--chunk-size", "1")
+    assert result.exit_code == 0, result.output
+    frame = pl.read_ndjson(out)
+    failed = frame.filter(pl.col("error").is_not_null())
+    assert failed["input"].to_list() == ["true"]  # the number was read as the text "5"
+    assert failed["error"][0]["type"] == "InputTypeError"
+    assert "input 'input' must be a valid string, got bool True" in failed["error"][0]["message"]
+
+
+AGAIN = """
+from promptflow_dsl import text_generation
+recipe = text_generation.step(inputs={"instruction": "generation"}).named("again")
+"""
+FAILED_IN_RUN_ONE = {
+    "step": "self_instruct",
+    "type": "MissingInput",
+    "message": "input column 'input' is null",
+    "attempts": 0,
+    "raw_reply": None,
+}
+
+
+@pytest.mark.parametrize(
+    "suffix", [".parquet", ".jsonl", ".json", ".csv", ""], ids=lambda s: s or "datasets folder"
+)
+def test_a_runs_output_is_the_next_runs_input_and_keeps_its_failures(tmp_path, suffix):
+    source, again = tmp_path / "rows.jsonl", tmp_path / "again.py"
+    source.write_text('{"input": "Owls hunt at night."}\n{"input": null}\n')
+    again.write_text(AGAIN)
+    first, second = tmp_path / f"first{suffix}", tmp_path / "second.parquet"
+    assert _run(RECIPE, "-i", source, "-o", first).exit_code == 0
+    result = _run(again, "-i", first, "-o", second)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(second)
+    assert frame.schema["error"] == error_dtype()
+    assert frame["error"].to_list()[-1] == FAILED_IN_RUN_ONE  # still failed, for its first reason
+    assert frame["error"].to_list()[:-1] == [None] * (frame.height - 1)
+    assert frame["generation"].null_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ({"input": "x", "error": 5}, "error"),
+        ({"input": "x", "usage": "high"}, "usage"),
+        ({"input": "x", "model_name": 3}, "model_name"),
+        ({"input": "x", "error": {"code": 5}}, "error"),
+    ],
+)
+def test_an_input_column_named_like_a_bookkeeping_column_is_refused_before_any_call(
+    loopback_server, tmp_path, monkeypatch, row, column
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    source, out = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps(row) + "\n")
+    result = _run(RECIPE, "-i", source, "-o", out, *_loopback_args(loopback_server))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"column {column!r}" in line and "rename" in line
+    assert loopback_server.stats.requests == 0 and not out.exists()

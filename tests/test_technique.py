@@ -1,4 +1,5 @@
 import asyncio
+import re
 
 import pytest
 from pydantic import BaseModel
@@ -86,3 +87,43 @@ def test_the_offline_model_makes_as_many_items_as_the_prompt_asks_for():
         assert len(result.instructions) == count
     assert self_instruct.program("Tides.", num_instructions=6).sizes == {"instructions": 6}
     assert self_instruct.program("Tides.").sizes == {"instructions": 5}  # the default
+
+
+@pytest.mark.parametrize(
+    ("value", "got"), [([1, 2], "got list [1, 2]"), ({"a": 1}, "got dict"), (True, "got bool")]
+)
+def test_a_value_that_is_not_text_is_a_clear_input_error(value, got):
+    from promptflow_dsl import InputTypeError, PromptflowError
+
+    says = rf"self_instruct: input 'input' must be a valid string, {re.escape(got)}"
+    with pytest.raises(InputTypeError, match=says):
+        self_instruct(value, model="mock")
+    with pytest.raises(PromptflowError, match="input 'input'"):
+        self_instruct.render(value)
+
+
+def test_numbers_in_a_text_input_become_their_text():
+    (user,) = self_instruct.render(123)
+    assert "123" in user["content"]
+    assert self_instruct(2.5, model="mock").instructions
+
+
+def test_multi_call_techniques_check_their_inputs_too():
+    from promptflow_dsl import InputTypeError, evol_instruct
+
+    with pytest.raises(InputTypeError, match="evol_instruct: input 'instruction'"):
+        evol_instruct({"text": "Sort a list."}, model="mock")
+
+
+def test_a_recipe_fails_only_the_rows_with_values_of_the_wrong_type():
+    import polars as pl
+
+    rows = pl.DataFrame(
+        {"input": ["Owls hunt at night.", 7, ["a", "list"]]}, schema={"input": pl.Object}
+    )
+    out = self_instruct.step(num_instructions=2).run(rows, model="mock")
+    errors = out["error"].to_list()
+    assert errors[0] is None and errors[1] is None
+    assert out["instructions"][1].len() == 2  # the number was read as the text "7"
+    assert errors[2]["type"] == "InputTypeError" and errors[2]["attempts"] == 0
+    assert "input 'input' must be a valid string, got list ['a', 'list']" in errors[2]["message"]

@@ -12,13 +12,15 @@ as ``Dataset.save_to_disk`` writes it (the ``hf`` extra).
 
 from __future__ import annotations
 
+import codecs
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
-from .._errors import PromptflowError
+from .._errors import InputFileError, PromptflowError
 from .atomic import replacing
 
 __all__ = [
@@ -78,7 +80,7 @@ def reading(path: Path) -> Iterator[None]:
     except pl.exceptions.PolarsError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         message = f"could not read {path} as {path.suffix or 'JSON Lines'}: {reason}"
-        raise PromptflowError(message) from None
+        raise InputFileError(message, path=str(path)) from None
 
 
 def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
@@ -87,21 +89,29 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
     suffix = check_format(path)
     if not path.exists():
         message = f"input file {path} does not exist"
-        raise PromptflowError(message)
+        raise InputFileError(message, path=str(path))
     with reading(path):
         if suffix == DATASET_FOLDER:
             from .hf import load_folder
 
             frame = load_folder(path)
         elif suffix in (".jsonl", ".ndjson"):
-            frame = pl.read_ndjson(path, n_rows=limit)
+            frame = pl.read_ndjson(_without_bom(path), n_rows=limit)
         elif suffix == ".json":
-            frame = pl.read_json(path)
+            frame = pl.read_json(_without_bom(path))
         elif suffix == ".csv":
-            frame = pl.read_csv(path, n_rows=limit)
+            frame = pl.read_csv(_without_bom(path), n_rows=limit)
         else:
             frame = pl.read_parquet(path, n_rows=limit)
     return frame.head(limit) if limit is not None else frame
+
+
+def _without_bom(path: Path) -> Path | io.BytesIO:
+    """The file, or its bytes after a UTF-8 byte order mark (editors on Windows write one)."""
+    with path.open("rb") as handle:
+        if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+            return path
+        return io.BytesIO(handle.read())
 
 
 def write_frame(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import PromptflowError
+from .._errors import InputFileError
 from .frames import check_format
 
 __all__ = ["STDIO", "Source", "open_source"]
@@ -64,7 +64,7 @@ def open_source(name: str, scratch: Path) -> Source:
     check_format(path)
     if not path.exists():
         message = f"input file {path} does not exist"
-        raise PromptflowError(message)
+        raise InputFileError(message, path=str(path))
     stamp = path / "state.json" if path.is_dir() else path
     stat = (stamp if stamp.exists() else path).stat()
     identity = {"input": str(path.resolve()), "input_bytes": stat.st_size}

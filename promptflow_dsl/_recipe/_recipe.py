@@ -35,6 +35,7 @@ from .._engine._progress import ProgressDisplay
 from .._engine._run import RunContext
 from .._errors import CompositionError, MissingColumnError
 from .._model import Model
+from ._bookkeeping import normalise_bookkeeping
 from ._step import Step
 
 if TYPE_CHECKING:
@@ -234,6 +235,7 @@ class Recipe:
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         """Apply every step in order within an existing run (the CLI runs chunks this way)."""
+        frame = normalise_bookkeeping(frame)  # an earlier run's output, read back from a file
         for step in self.steps:
             frame = await step.apply(frame, run)
         return frame
