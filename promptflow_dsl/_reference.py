@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import sys
 import textwrap
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,11 @@ def _signature(technique: Technique[Any]) -> str:
 
 
 def _prompt(technique: Technique[Any]) -> str:
-    placeholders = [
-        f"{{{name}}}" for name in technique.inputs if name not in technique.optional_inputs
+    kinds = technique.input_types
+    placeholders = [  # a list input gets a list of one placeholder, not a string to iterate
+        [f"{{{name}}}"] if typing.get_origin(kinds.get(name)) is list else f"{{{name}}}"
+        for name in technique.inputs
+        if name not in technique.optional_inputs
     ]
     rendered = technique.render(*placeholders)
     if isinstance(rendered, str):

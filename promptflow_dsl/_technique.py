@@ -104,14 +104,18 @@ class Technique(Generic[R]):
         return bound
 
     @functools.cached_property
-    def _input_checks(self) -> dict[str, TypeAdapter[Any]]:
-        """A validator per annotated input (inputs come from columns of any type)."""
+    def input_types(self) -> dict[str, Any]:
+        """The annotated type of each input (inputs without one are left out)."""
         try:
             hints = typing.get_type_hints(self._build)
         except (NameError, TypeError):  # annotations only a type checker can resolve
             return {}
-        annotated = [n for n in self.inputs if hints.get(n, Any) is not Any]
-        return {name: _input_check(hints[name]) for name in annotated}
+        return {n: hints[n] for n in self.inputs if hints.get(n, Any) is not Any}
+
+    @functools.cached_property
+    def _input_checks(self) -> dict[str, TypeAdapter[Any]]:
+        """A validator per annotated input (inputs come from columns of any type)."""
+        return {name: _input_check(kind) for name, kind in self.input_types.items()}
 
     def _checked(self, name: str, value: Any, check: TypeAdapter[Any]) -> Any:
         """The value as its annotation says, or an :class:`InputTypeError` naming the input."""

@@ -363,3 +363,14 @@ def test_an_input_column_named_like_a_bookkeeping_column_is_refused_before_any_c
     (line,) = result.stderr.strip().splitlines()
     assert f"column {column!r}" in line and "rename" in line
     assert loopback_server.stats.requests == 0 and not out.exists()
+
+
+def test_a_column_that_is_a_list_in_one_chunk_and_text_in_another_joins(tmp_path):
+    source = tmp_path / "mixed.jsonl"
+    source.write_text('{"input": [1, 2]}\n{"input": "Rivers carve valleys."}\n')
+    output = tmp_path / "out.parquet"
+    result = _run(RECIPE, "-i", source, "-o", output, "--chunk-size", "1")
+    assert "Traceback" not in result.output and output.exists(), result.output
+    out = pl.read_parquet(output)
+    assert set(out["input"]) == {"[1, 2]", "Rivers carve valleys."}  # the list kept, as text
+    assert out.filter(pl.col("input") == "[1, 2]")["error"][0]["type"] == "InputTypeError"

@@ -144,10 +144,11 @@ def write_frame(
 def _flatten_for_csv(frame: pl.DataFrame) -> list[pl.Expr]:
     """CSV has no nested types: lists and structs are written as JSON text."""
     nested = [c for c, t in frame.schema.items() if isinstance(t, (pl.List, pl.Struct))]
-    return [pl.col(c).map_elements(_json, return_dtype=pl.String) for c in nested]
+    return [pl.col(c).map_elements(json_text, return_dtype=pl.String) for c in nested]
 
 
-def _json(value: object) -> str:
+def json_text(value: object) -> str:
+    """A cell's value as JSON text (CSV has no nested types)."""
     import json
 
     return json.dumps(value.to_list() if isinstance(value, pl.Series) else value)

@@ -26,7 +26,7 @@ import polars as pl
 
 from .._errors import StorageError
 from .atomic import replacing
-from .frames import write_frame
+from .frames import json_text, write_frame
 
 __all__ = ["PartWriter"]
 
@@ -168,11 +168,35 @@ class PartWriter:
                     joined.sink_ndjson(partial)
         else:  # no rows, parts that disagree on a dtype (an all-null input column), CSV, JSON
             frames = [pl.read_parquet(p) for p in parts]
-            joined_frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-            write_frame(joined_frame, self.output, metadata=metadata)
+            write_frame(_concat(frames), self.output, metadata=metadata)
 
     def close(self) -> None:
         """Close the ledger (the parts stay for a later run)."""
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The parts stacked; a column whose types no cast reconciles (a list in one chunk,
+    text in another) is written as text, JSON for the nested values."""
+    if not frames:
+        return pl.DataFrame()
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except (pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError):
+        kinds: dict[str, set[pl.DataType]] = {}
+        for frame in frames:
+            for name, dtype in frame.schema.items():
+                kinds.setdefault(name, set()).add(dtype)
+        mixed = {name for name, dtypes in kinds.items() if len(dtypes) > 1}
+        return pl.concat([_as_text(f, mixed) for f in frames], how="diagonal_relaxed")
+
+
+def _as_text(frame: pl.DataFrame, columns: set[str]) -> pl.DataFrame:
+    nested = [c for c in columns if c in frame.columns and frame.schema[c].is_nested()]
+    flat = [c for c in columns if c in frame.columns and c not in nested]
+    return frame.with_columns(
+        *[pl.col(c).cast(pl.String) for c in flat],
+        *[pl.col(c).map_elements(json_text, return_dtype=pl.String) for c in nested],
+    )

@@ -29,6 +29,7 @@ from .._engine._progress import ProgressDisplay
 from .._engine._run import Rehearsal, RunContext
 from .._errors import PromptflowError
 from .._model import Model
+from .._recipe._bookkeeping import normalise_bookkeeping
 from .._recipe._overrides import apply_overrides
 from .._recipe._recipe import Recipe, RunSummary
 from .chunks import count_rows, iter_chunks
@@ -118,6 +119,7 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
     first = next(chunks, None)
     if first is not None:
         recipe.check(first.columns)  # a missing column fails before the first call
+        normalise_bookkeeping(first)  # so does a column that only shares a reserved name
     manifest = {
         **source.identity,
         "limit": limit,
