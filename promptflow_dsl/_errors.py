@@ -13,7 +13,8 @@
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
-to do. API keys never appear in any message.
+to do. API keys never appear in any message: every error masks the known secrets (see
+``_secrets``) in its message and raw reply when it is made.
 
 >>> err = ParseError("no instruction found", raw_text="???", expected="a numbered list")
 >>> isinstance(err, InvalidReplyError), err.raw_text
@@ -21,6 +22,8 @@ to do. API keys never appear in any message.
 """
 
 from __future__ import annotations
+
+from ._secrets import scrub
 
 __all__ = [
     "CompositionError",
@@ -37,6 +40,9 @@ __all__ = [
 
 class PromptflowError(Exception):
     """The root of every error this library raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
     attempts: int = 1
     """How many calls were made before giving up (set by the engine)."""
@@ -78,7 +84,7 @@ class InvalidReplyError(PromptflowError):
 
     def __init__(self, message: str, *, raw_text: str | None) -> None:
         super().__init__(message)
-        self.raw_text = raw_text
+        self.raw_text = scrub(raw_text) if raw_text is not None else None
 
 
 class ParseError(InvalidReplyError, ValueError):

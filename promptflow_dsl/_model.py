@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._secrets import is_secret_name, remember_model_secrets
+
 __all__ = ["Mode", "Model", "OFFLINE_MODEL"]
 
 Mode = Literal["tools", "json", "json_schema", "md_json", "text"]
@@ -32,7 +34,8 @@ class Model:
     reply fails validation, and ``validation_token_budget`` the tokens one row may spend on
     them (each re-ask resends the conversation). ``rpm`` and ``tpm`` cap requests and tokens per
     minute for this model. ``params`` holds any other LiteLLM argument (``top_p``,
-    ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
+    ``stop``, ``presence_penalty``, ...). The API key never shows in a repr, nor in any
+    error message (the model remembers it as a secret to mask).
     """
 
     name: str
@@ -47,6 +50,9 @@ class Model:
     rpm: float | None = None
     tpm: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        remember_model_secrets(self.api_key, self.params)
 
     @staticmethod
     def coerce(model: str | Model) -> Model:
@@ -76,6 +82,20 @@ class Model:
         shown = [repr(self.name)]
         for f in dataclasses.fields(self)[1:]:
             value = getattr(self, f.name)
-            if value != f.default and f.name != "params" or (f.name == "params" and value):
+            if f.name == "params" and value:
+                shown.append(f"params={_masked_params(value)!r}")
+            elif value != f.default and f.name != "params":
                 shown.append(f"{f.name}={'***' if f.name == 'api_key' else repr(value)}")
         return f"Model({', '.join(shown)})"
+
+
+def _masked_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """*params* with the values of secret-named entries (and of their entries) as ``***``."""
+    return {
+        name: "***"
+        if is_secret_name(str(name))
+        else _masked_params(value)
+        if isinstance(value, Mapping)
+        else value
+        for name, value in params.items()
+    }

@@ -11,12 +11,9 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
 import click
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["main"]
 
@@ -145,14 +142,27 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
             return
         _run_and_report(recipe_file, **options)
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
+
+
+def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
+    """Print *exc* as one line (its traceback under ``--debug``), keys masked; exit 1.
+
+    The traceback is scrubbed whole: it prints the provider's chained exceptions too.
+    """
+    import traceback
+
+    from ._secrets import scrub
+
+    text = "".join(traceback.format_exception(exc)) if ctx.obj["debug"] else f"error: {exc}"
+    click.echo(scrub(text.rstrip("\n")), err=True)
+    sys.exit(1)
 
 
 def _say(note: str) -> None:
-    click.echo(note, err=True)
+    from ._secrets import scrub
+
+    click.echo(scrub(note), err=True)
 
 
 def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: Any) -> None:
@@ -228,10 +238,7 @@ def show(ctx: click.Context, recipe_file: Path) -> None:
             return
         click.echo(describe_recipe(load_recipe(recipe_file)))
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
 
 
 @main.command()
@@ -285,10 +292,7 @@ def report(
             message = f"could not write the report to {target}: {exc.strerror or exc}"
             raise PromptflowError(message) from None
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
     click.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB)")
 
 

@@ -159,6 +159,13 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
 
 
 def _provider_error(exc: BaseException, model: Model) -> ProviderError:
+    # The provider's exception is chained under ours: a server that echoes the key would
+    # put it in every traceback, so its text is scrubbed where it stands (and before the
+    # message is cut short, which could leave half a key that no longer matches).
+    from .._secrets import remember_model_secrets, scrub_exception_chain
+
+    remember_model_secrets(model.api_key, model.params)  # a model unpickled skipped __init__
+    scrub_exception_chain(exc)
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
     text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")
