@@ -19,6 +19,7 @@ from ._engine._interpreter import RetryPolicy  # noqa: E402
 from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
     CompositionError,
+    CredentialsInURLError,
     InvalidReplyError,
     MissingColumnError,
     ParseError,
@@ -75,6 +76,7 @@ __all__ = [
     "ClassificationVerdict",
     "CompositionError",
     "Contract",
+    "CredentialsInURLError",
     "EvolvedInstruction",
     "Generation",
     "Instance",

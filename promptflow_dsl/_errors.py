@@ -10,6 +10,7 @@
     │   ├── ParseError            a text parser found no result (carries the raw text)
     │   └── ValidationExhaustedError   structured output failed validation on every re-ask
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
+    ├── CredentialsInURLError     a model's api_base carries a user name or password
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
@@ -27,6 +28,7 @@ from ._secrets import scrub
 
 __all__ = [
     "CompositionError",
+    "CredentialsInURLError",
     "InvalidReplyError",
     "MissingColumnError",
     "ParseError",
@@ -118,6 +120,11 @@ class ProviderError(PromptflowError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+
+class CredentialsInURLError(PromptflowError, ValueError):
+    """A model's ``api_base`` carries credentials; keys belong in ``api_key`` or the
+    provider's environment variable, never in a URL that is logged and stored."""
 
 
 class RunAbortedError(PromptflowError):

@@ -4,6 +4,10 @@
 Model('openai/gpt-4o-mini', temperature=0.2, api_key=***)
 >>> Model.coerce("ollama/llama3.1").name
 'ollama/llama3.1'
+>>> Model("openai/x", api_base="http://me:pw@localhost:8000/v1")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+  ...
+promptflow_dsl._errors.CredentialsInURLError: Model('openai/x'): api_base http://localhost:8000/v1...
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._secrets import is_secret_name, remember_model_secrets
+from ._errors import CredentialsInURLError
+from ._secrets import (
+    credentials_in_url,
+    is_secret_name,
+    remember_model_secrets,
+    without_credentials,
+)
 
 __all__ = ["Mode", "Model", "OFFLINE_MODEL"]
 
@@ -35,7 +45,8 @@ class Model:
     them (each re-ask resends the conversation). ``rpm`` and ``tpm`` cap requests and tokens per
     minute for this model. ``params`` holds any other LiteLLM argument (``top_p``,
     ``stop``, ``presence_penalty``, ...). The API key never shows in a repr, nor in any
-    error message (the model remembers it as a secret to mask).
+    error message (the model remembers it as a secret to mask); ``api_base`` may not carry
+    credentials (:class:`CredentialsInURLError`).
     """
 
     name: str
@@ -52,6 +63,13 @@ class Model:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        if self.api_base is not None and credentials_in_url(self.api_base):
+            message = (
+                f"Model({self.name!r}): api_base {without_credentials(self.api_base)} must "
+                "not carry credentials; put the key in the provider's environment variable "
+                "(e.g. OPENAI_API_KEY) or Model(api_key=...)"
+            )
+            raise CredentialsInURLError(message)
         remember_model_secrets(self.api_key, self.params)
 
     @staticmethod

@@ -63,7 +63,12 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "self_instruct.num_instructions=5, text_generation.model=gpt-4o-mini, "
     "text_generation.model.temperature=0.2.",
 )
-@click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server.")
+@click.option(
+    "--api-base",
+    default=None,
+    help="Base URL of an OpenAI-compatible server (no credentials in it: the key goes in "
+    "the provider's environment variable, e.g. OPENAI_API_KEY).",
+)
 @click.option(
     "--max-concurrency",
     default=16,
