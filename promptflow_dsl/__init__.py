@@ -18,17 +18,21 @@ from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._interpreter import RetryPolicy  # noqa: E402
 from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
+    BudgetExhaustedError,
     CompositionError,
+    CredentialsInURLError,
     InputError,
     InputFileError,
     InputTypeError,
     InvalidReplyError,
     MissingColumnError,
+    OutputLockedError,
     ParseError,
     PromptflowError,
     ProviderError,
     ReservedColumnError,
     RunAbortedError,
+    StorageError,
     TemplateError,
     ValidationExhaustedError,
 )
@@ -76,9 +80,11 @@ from .techniques import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetExhaustedError",
     "ClassificationVerdict",
     "CompositionError",
     "Contract",
+    "CredentialsInURLError",
     "EvolvedInstruction",
     "Generation",
     "InputError",
@@ -94,6 +100,7 @@ __all__ = [
     "Model",
     "NewInstructions",
     "OFFLINE_MODEL",
+    "OutputLockedError",
     "ParseError",
     "PromptProgram",
     "PromptflowError",
@@ -106,6 +113,7 @@ __all__ = [
     "RunResult",
     "RunSummary",
     "Step",
+    "StorageError",
     "Technique",
     "TemplateError",
     "Usage",

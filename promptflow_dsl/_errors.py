@@ -17,10 +17,12 @@
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
     ├── StorageError              a file could not be written (a full disk, a size limit)
+    ├── CredentialsInURLError     a model's api_base carries a user name or password
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
-to do. API keys never appear in any message.
+to do. API keys never appear in any message: every error masks the known secrets (see
+``_secrets``) in its message and raw reply when it is made.
 
 >>> err = ParseError("no instruction found", raw_text="???", expected="a numbered list")
 >>> isinstance(err, InvalidReplyError), err.raw_text
@@ -31,12 +33,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._secrets import scrub
+
 __all__ = [
     "BudgetExhaustedError",
     "CompositionError",
     "InputError",
     "InputFileError",
     "InputTypeError",
+    "CredentialsInURLError",
     "InvalidReplyError",
     "MissingColumnError",
     "OutputLockedError",
@@ -53,6 +58,9 @@ __all__ = [
 
 class PromptflowError(Exception):
     """The root of every error this library raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
     attempts: int = 1
     """How many calls were made before giving up (set by the engine)."""
@@ -131,7 +139,7 @@ class InvalidReplyError(PromptflowError):
 
     def __init__(self, message: str, *, raw_text: str | None) -> None:
         super().__init__(message)
-        self.raw_text = raw_text
+        self.raw_text = scrub(raw_text) if raw_text is not None else None
 
 
 class ParseError(InvalidReplyError, ValueError):
@@ -165,6 +173,11 @@ class ProviderError(PromptflowError):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+
+
+class CredentialsInURLError(PromptflowError, ValueError):
+    """A model's ``api_base`` carries credentials; keys belong in ``api_key`` or the
+    provider's environment variable, never in a URL that is logged and stored."""
 
 
 class RunAbortedError(PromptflowError):

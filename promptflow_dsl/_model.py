@@ -4,6 +4,10 @@
 Model('openai/gpt-4o-mini', temperature=0.2, api_key=***)
 >>> Model.coerce("ollama/llama3.1").name
 'ollama/llama3.1'
+>>> Model("openai/x", api_base="http://me:pw@localhost:8000/v1")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+  ...
+promptflow_dsl._errors.CredentialsInURLError: Model('openai/x'): api_base http://localhost:8000/v1...
 """
 
 from __future__ import annotations
@@ -12,6 +16,14 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from ._errors import CredentialsInURLError
+from ._secrets import (
+    credentials_in_url,
+    is_secret_name,
+    remember_model_secrets,
+    without_credentials,
+)
 
 __all__ = ["Mode", "Model", "OFFLINE_MODEL"]
 
@@ -32,7 +44,9 @@ class Model:
     reply fails validation, and ``validation_token_budget`` the tokens one row may spend on
     them (each re-ask resends the conversation). ``rpm`` and ``tpm`` cap requests and tokens per
     minute for this model. ``params`` holds any other LiteLLM argument (``top_p``,
-    ``stop``, ``presence_penalty``, ...). The API key never shows in a repr.
+    ``stop``, ``presence_penalty``, ...). The API key never shows in a repr, nor in any
+    error message (the model remembers it as a secret to mask); ``api_base`` may not carry
+    credentials (:class:`CredentialsInURLError`).
     """
 
     name: str
@@ -47,6 +61,16 @@ class Model:
     rpm: float | None = None
     tpm: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.api_base is not None and credentials_in_url(self.api_base):
+            message = (
+                f"Model({self.name!r}): api_base {without_credentials(self.api_base)} must "
+                "not carry credentials; put the key in the provider's environment variable "
+                "(e.g. OPENAI_API_KEY) or Model(api_key=...)"
+            )
+            raise CredentialsInURLError(message)
+        remember_model_secrets(self.api_key, self.params)
 
     @staticmethod
     def coerce(model: str | Model) -> Model:
@@ -76,6 +100,20 @@ class Model:
         shown = [repr(self.name)]
         for f in dataclasses.fields(self)[1:]:
             value = getattr(self, f.name)
-            if value != f.default and f.name != "params" or (f.name == "params" and value):
+            if f.name == "params" and value:
+                shown.append(f"params={_masked_params(value)!r}")
+            elif value != f.default and f.name != "params":
                 shown.append(f"{f.name}={'***' if f.name == 'api_key' else repr(value)}")
         return f"Model({', '.join(shown)})"
+
+
+def _masked_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """*params* with the values of secret-named entries (and of their entries) as ``***``."""
+    return {
+        name: "***"
+        if is_secret_name(str(name))
+        else _masked_params(value)
+        if isinstance(value, Mapping)
+        else value
+        for name, value in params.items()
+    }

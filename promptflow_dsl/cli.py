@@ -11,12 +11,9 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
 import click
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["main"]
 
@@ -66,7 +63,12 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "self_instruct.num_instructions=5, text_generation.model=gpt-4o-mini, "
     "text_generation.model.temperature=0.2.",
 )
-@click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server.")
+@click.option(
+    "--api-base",
+    default=None,
+    help="Base URL of an OpenAI-compatible server (no credentials in it: the key goes in "
+    "the provider's environment variable, e.g. OPENAI_API_KEY).",
+)
 @click.option(
     "--max-concurrency",
     default=16,
@@ -152,10 +154,7 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
             return
         _run_and_report(recipe_file, **options)
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
     except KeyboardInterrupt:
         click.echo(
             "interrupted: the finished chunks and calls are kept; "
@@ -165,8 +164,24 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
         sys.exit(130)
 
 
+def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
+    """Print *exc* as one line (its traceback under ``--debug``), keys masked; exit 1.
+
+    The traceback is scrubbed whole: it prints the provider's chained exceptions too.
+    """
+    import traceback
+
+    from ._secrets import scrub
+
+    text = "".join(traceback.format_exception(exc)) if ctx.obj["debug"] else f"error: {exc}"
+    click.echo(scrub(text.rstrip("\n")), err=True)
+    sys.exit(1)
+
+
 def _say(note: str) -> None:
-    click.echo(note, err=True)
+    from ._secrets import scrub
+
+    click.echo(scrub(note), err=True)
 
 
 def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: Any) -> None:
@@ -242,10 +257,7 @@ def show(ctx: click.Context, recipe_file: Path) -> None:
             return
         click.echo(describe_recipe(load_recipe(recipe_file)))
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
 
 
 @main.command()
@@ -299,10 +311,7 @@ def report(
             message = f"could not write the report to {target}: {exc.strerror or exc}"
             raise PromptflowError(message) from None
     except PromptflowError as exc:
-        if ctx.obj["debug"]:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(ctx, exc)
     click.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB)")
 
 

@@ -29,6 +29,7 @@ from .._errors import (  # noqa: E402
 )
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
+from .._secrets import scrub, scrub_exception_chain  # noqa: E402
 from ._portal import at_exit  # noqa: E402
 from ._types import Measure, Reply  # noqa: E402
 
@@ -39,8 +40,19 @@ litellm.suppress_debug_info = True
 at_exit(litellm.close_litellm_async_clients)  # no "Unclosed client session" noise at exit
 # LiteLLM's own types trip a harmless Pydantic warning the first time a schema is built.
 warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Masks known keys in a log record, for whoever turns these loggers on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub(record.getMessage()), None
+        return True
+
+
 for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
+    logging.getLogger(_name).addFilter(_ScrubSecrets())
     logging.getLogger(_name).propagate = False
 
 __all__ = ["call_provider", "pick_mode", "provider_of"]
@@ -170,6 +182,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route) -> Rep
         cause = exc.__cause__
         if isinstance(cause, PromptflowError):
             raise cause from None  # a request failed during a re-ask: that is the real error
+        scrub_exception_chain(exc)  # it is chained below, so tracebacks print it
         raw = _raw_text(exc.last_completion) if exc.last_completion is not None else None
         message = f"reply failed validation as {program.result_type.__name__}: {exc}"
         raise ValidationExhaustedError(message, raw_text=raw, attempts=exc.n_attempts) from exc
@@ -214,6 +227,13 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
 
 
 def _provider_error(exc: BaseException, model: Model) -> ProviderError:
+    # The provider's exception is chained under ours: a server that echoes the key would
+    # put it in every traceback, so its text is scrubbed where it stands (and before the
+    # message is cut short, which could leave half a key that no longer matches).
+    from .._secrets import remember_model_secrets
+
+    remember_model_secrets(model.api_key, model.params)  # a model unpickled skipped __init__
+    scrub_exception_chain(exc)
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
     text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")

@@ -4,6 +4,10 @@ Parquet outputs carry it in their key-value metadata (key ``promptflow_dsl``); o
 formats get a sidecar ``OUTPUT.meta.json``. It records the recipe's source and hash, the
 library and dependency versions, each step with its technique, attributes and model, the
 run's totals, and the start and end times. ``promptflow show OUTPUT`` prints it.
+
+The stored source has its credentials masked (:func:`~promptflow_dsl._secrets.redact_source`:
+``api_key="..."``, ``OPENAI_API_KEY = "..."``, ``sk-...`` literals, known secrets); the hash
+is of the file as written. A record is masked again when read, for files written before.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from .._recipe._llm_step import TechniqueStep
 from .._recipe._recipe import Recipe, RunSummary
+from .._secrets import redact_source
 
 __all__ = ["KEY", "build_provenance", "read_provenance", "sidecar"]
 
@@ -79,7 +84,7 @@ def build_provenance(
         "recipe": {
             "file": recipe_file.name,
             "sha256": hashlib.sha256(source.encode()).hexdigest(),
-            "source": source,
+            "source": redact_source(source),
             "expression": repr(recipe),
             "overrides": list(overrides),
         },
@@ -102,6 +107,13 @@ def read_provenance(output: Path) -> dict[str, Any] | None:
 
     if output.suffix.lower() == ".parquet":
         stored = pl.read_parquet_metadata(output).get(KEY)
-        return json.loads(stored) if stored else None
-    path = sidecar(output)
-    return json.loads(path.read_text()) if path.exists() else None
+    else:
+        path = sidecar(output)
+        stored = path.read_text() if path.exists() else None
+    if not stored:
+        return None
+    record: dict[str, Any] = json.loads(stored)
+    recipe = record.get("recipe")
+    if isinstance(recipe, dict) and isinstance(recipe.get("source"), str):
+        recipe["source"] = redact_source(recipe["source"])
+    return record
