@@ -29,7 +29,7 @@ from .._errors import (  # noqa: E402
 )
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
-from .._secrets import scrub, scrub_exception_chain  # noqa: E402
+from .._secrets import scrub_exception_chain  # noqa: E402
 from ._portal import at_exit  # noqa: E402
 from ._types import Measure, Reply  # noqa: E402
 
@@ -41,18 +41,8 @@ at_exit(litellm.close_litellm_async_clients)  # no "Unclosed client session" noi
 # LiteLLM's own types trip a harmless Pydantic warning the first time a schema is built.
 warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)
 
-
-class _ScrubSecrets(logging.Filter):
-    """Masks known keys in a log record, for whoever turns these loggers on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = scrub(record.getMessage()), None
-        return True
-
-
 for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
-    logging.getLogger(_name).addFilter(_ScrubSecrets())
     logging.getLogger(_name).propagate = False
 
 __all__ = ["call_provider", "pick_mode", "provider_of"]
