@@ -9,6 +9,7 @@ import sys
 import time
 
 from promptflow_dsl import Model, text_generation
+from promptflow_dsl._engine._portal import run_sync
 from promptflow_dsl.testing import LoopbackServer, Reply
 
 
@@ -88,9 +89,5 @@ def test_cancelled_calls_waiting_on_a_paused_model_leave_no_slot_behind():
         )
 
     with LoopbackServer() as server:
-        loop = asyncio.new_event_loop()
-        try:
-            result = loop.run_until_complete(scenario(server))
-        finally:
-            loop.close()
+        result = run_sync(scenario(server))  # the loop sync calls share: LiteLLM's clients live there
     assert result.generation
