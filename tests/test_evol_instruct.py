@@ -2,7 +2,7 @@ import re
 
 import polars as pl
 import pytest
-from hypothesis import given, note
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 from promptflow_dsl import EvolvedInstruction, Model, ParseError, evol_instruct
@@ -293,6 +293,7 @@ def test_any_reply_gives_a_verdict_or_a_parse_error(text):
 
 
 @given(replies, st.sampled_from([" ", "  ", "\t", " \t "]))
+@example("ınequal", " ")  # dotless i: "INEQUAL" in upper case
 def test_a_verdict_does_not_depend_on_case_or_spacing(text, spacing):
     read = outcome(text)
     note(f"{text!r} reads {read!r}")

@@ -192,7 +192,7 @@ _NEGATION_REACH = 3
 
 def _verdict_tokens(text: str) -> list[str]:
     # upper() first, so that every case variant of a reply reads the same: casefold() alone
-    # keeps "ı" and "ͅ" apart from the capitals they share with "i" and "ι".
+    # keeps "ınequal" apart from "INEQUAL", its upper case.
     folded = re.sub(r"['’]", "", text.upper().casefold())
     return ["\n\n" if token.count("\n") > 1 else token for token in _VERDICT_TOKEN.findall(folded)]
 
