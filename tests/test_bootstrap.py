@@ -8,11 +8,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from promptflow_dsl import Model, NewInstructions, bootstrap_instructions, sample_bootstrap_prompts
 from promptflow_dsl._io.recipes import load_recipe
+from promptflow_dsl._recipe._frame_steps import PAPER_BLOCKED_WORDS
 from promptflow_dsl.techniques.bootstrap_instructions import (
     PAPER_PARAMS,
     format_new_instructions,
@@ -78,15 +79,21 @@ def test_a_truncated_reply_yields_nothing():
     assert parse_new_instructions(REPLY, truncated=True).new_instructions == []
 
 
-words = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8)
+# Every word the paper blocks, and "Write a program", has an a, an e or an o: instructions
+# written without them are ones the filters keep, whatever the parser does.
+KEPT_LETTERS = "".join(sorted(set(string.ascii_lowercase) - set("aeo")))
+words = st.text(alphabet=KEPT_LETTERS, min_size=2, max_size=8)
 instruction = (
     st.lists(words, min_size=4, max_size=12).map(" ".join).map(lambda s: s[0].upper() + s[1:])
 )
 
 
+def test_the_kept_letters_spell_no_blocked_word():
+    assert all(set(word) - set(KEPT_LETTERS) for word in (*PAPER_BLOCKED_WORDS, "write a program"))
+
+
 @given(st.lists(instruction, min_size=1, max_size=8))
 def test_round_trip(items):
-    assume(all(parse_new_instructions(" " + i).new_instructions == [i] for i in items))
     result = NewInstructions(new_instructions=items)
     assert parse_new_instructions(format_new_instructions(result)) == result
 
@@ -100,7 +107,6 @@ def test_any_text_parses_and_every_item_passes_the_filters(text, faithful):
             format_new_instructions(NewInstructions(new_instructions=items)), faithful=faithful
         ).new_instructions
         == items
-        or faithful
     )
 
 

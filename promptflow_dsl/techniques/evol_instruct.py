@@ -24,7 +24,7 @@ import hashlib
 import random
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -176,15 +176,130 @@ def parse_evolved_instruction(text: str) -> EvolvedInstruction:
     return EvolvedInstruction(evolved_instruction=parse_rewrite(text).rewritten_prompt)
 
 
-def parse_equality(text: str) -> EqualityVerdict:
-    """ "Equal" or "Not Equal", in any case and wrapping."""
-    lowered = text.lower()
-    if "not equal" in lowered:
-        return EqualityVerdict(equal=False)
-    if "equal" in lowered:
-        return EqualityVerdict(equal=True)
-    message = "the equality check gave no verdict"
+# The equality verdict is read from words and marks; markdown, quotes, hyphens and slashes
+# only separate words ("not-equal", "**Equal**", "Equal/Not Equal").
+_VERDICT_TOKEN = re.compile(r"[^\W_]+|[.!?;,:]|\n[^\S\n]*\n|\n")
+_SENTENCE_ENDS = frozenset({".", "!", "?", ";", "\n\n"})
+_CLAUSE_ENDS = frozenset({",", ":"})
+_EQUAL = "equal"
+_UNEQUAL = frozenset({"unequal", "inequal", "nonequal"})
+_NEGATIONS = frozenset("not no non un never cannot isnt arent wasnt werent dont doesnt".split())
+_ANSWERS = {"yes": True, "no": False}
+_LABELS = frozenset("answer final verdict result output judgement judgment".split())
+_NEGATION_REACH = 3
+"""How many words before "equal" a negation may stand ("are not really quite equal")."""
+
+
+def _verdict_tokens(text: str) -> list[str]:
+    # upper() first, so that every case variant of a reply reads the same: casefold() alone
+    # keeps "ınequal" apart from "INEQUAL", its upper case.
+    folded = re.sub(r"['’]", "", text.upper().casefold())
+    return ["\n\n" if token.count("\n") > 1 else token for token in _VERDICT_TOKEN.findall(folded)]
+
+
+def _sentences(tokens: list[str]) -> list[tuple[list[str], str]]:
+    """The sentences that hold a word, each with the mark that ends it ("" at the end)."""
+    sentences: list[tuple[list[str], str]] = []
+    current: list[str] = []
+    for token in [*tokens, ""]:
+        if token in _SENTENCE_ENDS or not token:
+            if _words(current):
+                sentences.append((current, token))
+            current = []
+        else:
+            current.append(token)
+    return sentences
+
+
+def _clauses(sentence: list[str]) -> list[list[str]]:
+    clauses: list[list[str]] = [[]]
+    for token in sentence:
+        if token in _CLAUSE_ENDS or token == "\n":
+            clauses.append([])
+        else:
+            clauses[-1].append(token)
+    return clauses
+
+
+def _reading(clause: list[str], at: int, text: str) -> bool:
+    """Whether the "equal" word at ``clause[at]`` says equal, given the negations before it."""
+    reach = max(0, at - _NEGATION_REACH)
+    negations = (clause[at] in _UNEQUAL) + sum(w in _NEGATIONS for w in clause[reach:at])
+    if negations > 1 or any(w in _NEGATIONS for w in clause[:reach]):
+        _no_verdict(text, "it negates the verdict more than once, or from afar")
+    return negations == 0
+
+
+def _claims(sentence: list[str], text: str) -> set[bool]:
+    """What the sentence says of equality: one reading per "equal" word it holds."""
+    words = [token for token in sentence if token != "\n"]
+    return {
+        _reading(clause, at, text)
+        for clause in _clauses(words)
+        for at, word in enumerate(clause)
+        if word == _EQUAL or word in _UNEQUAL
+    }
+
+
+def _words(tokens: list[str]) -> set[str]:
+    return {token for token in tokens if token.isalnum()}
+
+
+def _answer(sentence: list[str]) -> bool | None:
+    """A bare "yes" or "no" in the sentence (the judge answering "are they equal?")."""
+    found = {
+        _ANSWERS[clause[0]]
+        for clause in _clauses(sentence)
+        if len(clause) == 1 and clause[0] in _ANSWERS
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _opening(sentences: list[tuple[list[str], str]]) -> int:
+    """The index of the first sentence that is more than a label ("**Answer**")."""
+    return next(
+        (i for i, (tokens, _) in enumerate(sentences) if _words(tokens) - _LABELS),
+        0,
+    )
+
+
+def _no_verdict(text: str, why: str) -> NoReturn:
+    message = f"the equality check gave no clear verdict: {why}"
     raise ParseError(message, raw_text=text, expected='"Equal" or "Not Equal"')
+
+
+def parse_equality(text: str) -> EqualityVerdict:
+    """The judge's verdict: the first sentence that says whether the two are equal.
+
+    Case, spacing, markdown, quotes and a label such as "Answer:" do not matter. "equal"
+    reads as not equal with a prefix ("unequal", "inequal", "non-equal") or a negation up
+    to three words before it ("not equal", "aren't really equal"). A bare "yes" or "no"
+    answers the judge's question in the opening sentence, or answers "Equal?" after it.
+    A sentence that says both, negates twice, or negates from further away is a
+    :class:`ParseError`, as is a reply with no verdict: never a guess.
+
+    >>> parse_equality("**Unequal**: the second adds a constraint.")
+    EqualityVerdict(equal=False)
+    >>> parse_equality("Answer: Equal. Neither is harder, though the second is not shorter.")
+    EqualityVerdict(equal=True)
+    """
+    sentences = _sentences(_verdict_tokens(text))
+    opening = _opening(sentences)
+    for index, (sentence, end) in enumerate(sentences):
+        claims = _claims(sentence, text)
+        if end == "?":  # a question claims nothing, unless a yes or no follows it
+            after = sentences[index + 1][0] if index + 1 < len(sentences) else []
+            answer = _answer(after)
+            if len(claims) != 1 or answer is None:
+                continue
+            claims = {claim == answer for claim in claims} | _claims(after, text)
+        elif index <= opening and (answer := _answer(sentence)) is not None:
+            claims.add(answer)
+        if len(claims) > 1:
+            _no_verdict(text, "it says both equal and not equal")
+        if claims:
+            return EqualityVerdict(equal=claims.pop())
+    _no_verdict(text, 'it says neither "Equal" nor "Not Equal"')
 
 
 def choose_mutation(

@@ -61,21 +61,29 @@ class InstructionList(BaseModel):
     )
 
 
-_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}\s*[.):\-]|[-*•+])(?:\s+|$)")
+_MARKERS = re.compile(r"^\s*(?:(?:\(?\d{1,3}\s*[.):\-]|[-*•+])(?:\s+|$))+")
+"""A line's leading run of list markers, nested ones included ("- 1. ", "- - ")."""
 
 
-def _strip_marker(line: str) -> str:
-    return _MARKER.sub("", line, count=1).strip()
+def _strip_markers(line: str) -> str:
+    return _MARKERS.sub("", line, count=1).strip()
 
 
 def parse_instructions(text: str) -> InstructionList:
-    """One instruction per non-blank line; numbering and bullets removed; duplicates dropped.
+    """One instruction per non-blank line; list markers removed; duplicates dropped.
 
+    A list marker is a number of up to three digits with ``.``, ``)``, ``:`` or ``-``
+    (``1.``, ``(2)``, ``3 -``) or a bullet (``-``, ``*``, ``•``, ``+``), followed by
+    whitespace or the end of the line. Every marker at the start of a line goes, so a
+    nested list reads like a flat one and parsing a formatted result changes nothing.
     Raises :class:`ParseError` when no line holds an instruction.
+
+    >>> parse_instructions("- - Explain tides.\\n1. * 2024 was a leap year: why?").instructions
+    ['Explain tides.', '2024 was a leap year: why?']
     """
     seen: dict[str, None] = {}
     for line in text.splitlines():
-        item = _strip_marker(line)
+        item = _strip_markers(line)
         if item:
             seen.setdefault(item, None)
     if not seen:
