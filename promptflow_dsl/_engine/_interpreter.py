@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from .._errors import PromptflowError, ProviderError
+from .._errors import PromptflowError, ProviderError, RunAbortedError
 from .._model import Model
 from .._program import PromptProgram
 from ._account import Account
 from ._cache import CachedReply, ReplyCache, cache_key
-from ._limits import estimate_tokens, limiter_for
+from ._limits import ModelLimiter, Throttle, estimate_tokens, limiter_for
 from ._offline import call_offline
 from ._types import Completion, Measure, Reply, Usage
 
@@ -32,21 +32,33 @@ __all__ = ["RetryPolicy", "interpret"]
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
 N = TypeVar("N", int, float)
+WaitNote = Callable[[str, "float | None"], None]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently a transient failure is retried."""
+    """How often and how patiently a transient failure is retried.
+
+    ``max_retry_after_s`` caps the wait a provider asks for (``Retry-After``);
+    ``max_rate_limited_s`` stops the run once a model has answered nothing but 429s for
+    that long.
+    """
 
     max_attempts: int = 4
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    max_rate_limited_s: float = 900.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before the next attempt (full jitter, capped)."""
         if retry_after is not None:
-            return min(self.max_delay_s, retry_after)
+            return self.capped(retry_after)
         return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+    def capped(self, retry_after: float) -> float:
+        """A provider's requested wait, within ``max_retry_after_s``."""
+        return max(0.0, min(self.max_retry_after_s, retry_after))
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -60,9 +72,14 @@ class _Attempts:
     """
 
     def __init__(
-        self, program: PromptProgram[Any], model: Model, retry: RetryPolicy, account: Account
+        self,
+        program: PromptProgram[Any],
+        model: Model,
+        retry: RetryPolicy,
+        account: Account,
+        on_wait: WaitNote,
     ) -> None:
-        self.model, self.retry, self.account = model, retry, account
+        self.model, self.retry, self.account, self.on_wait = model, retry, account, on_wait
         max_tokens = model.max_tokens or program.params.get("max_tokens")
         self.estimate = estimate_tokens(len(program.text()), max_tokens)
         self.count = 0
@@ -83,7 +100,8 @@ class _Attempts:
                 try:
                     response = await request()
                 except ProviderError as exc:
-                    throttle.throttled, throttle.retry_after = exc.status == 429, exc.retry_after
+                    if exc.status == 429:
+                        self._throttled(throttle, exc, limiter)
                     if not exc.transient or tries >= self.retry.max_attempts:
                         raise
                     wait = self.retry.delay(tries, exc.retry_after)
@@ -91,8 +109,28 @@ class _Attempts:
                     tokens_in, tokens_out, cost = measure(response)
                     self._add(tokens_in, tokens_out, cost)
                     throttle.used = (tokens_in or 0) + (tokens_out or 0)
+                    if limiter.limited_since is not None:
+                        limiter.limited_since = None
+                        self.on_wait(model.name, None)
                     return response
             await asyncio.sleep(wait)
+
+    def _throttled(self, throttle: Throttle, error: ProviderError, limiter: ModelLimiter) -> None:
+        """Pause the model as the provider asks (capped); stop a run that is only refused."""
+        throttle.throttled = True
+        pause = self.retry.capped(error.retry_after if error.retry_after is not None else 1.0)
+        throttle.retry_after = pause
+        now = time.monotonic()
+        limiter.limited_since = limiter.limited_since or now
+        self.on_wait(self.model.name, now + pause)
+        if now - limiter.limited_since > self.retry.max_rate_limited_s:
+            message = (
+                f"{self.model.name} answered only 429 (rate limited) for "
+                f"{now - limiter.limited_since:.0f} s, longer than max_rate_limited_s="
+                f"{self.retry.max_rate_limited_s:g}: lower --max-concurrency, set "
+                "Model(rpm=..., tpm=...), or run again later to resume"
+            )
+            raise RunAbortedError(message) from error
 
     def _add(self, tokens_in: int | None, tokens_out: int | None, cost: float | None) -> None:
         self.account.used(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
@@ -141,13 +179,15 @@ async def interpret(
     sample: int = 0,
     retry: RetryPolicy = DEFAULT_RETRY,
     account: Account | None = None,
+    on_wait: WaitNote | None = None,
 ) -> Completion[R]:
     """Send *program* to *model* and return the validated result with its usage.
 
     With a *cache*, a stored reply is returned without a call, and a new one is stored.
     *sample* tells apart repeated samples of one prompt. Every HTTP attempt (retries and
     validation re-asks included) is checked against and counted in *account*. A failure
-    carries what its attempts used as ``exc.usage``.
+    carries what its attempts used as ``exc.usage``. *on_wait(model, until)* hears when a
+    model waits out a rate limit (until a monotonic time; None when it may go again).
     """
     started = time.perf_counter()
     account = account if account is not None else Account()
@@ -158,7 +198,7 @@ async def interpret(
     if hit is not None:
         account.hit()
         return _from_cache(program, hit, started)
-    attempts = _Attempts(program, model, retry, account)
+    attempts = _Attempts(program, model, retry, account, on_wait or _ignore_wait)
     try:
         if model.is_offline:
             reply = await attempts.send(_offline(program, model), _measure_reply)
@@ -173,6 +213,10 @@ async def interpret(
     if cache is not None:
         cache.put(key, _to_cache(reply))
     return Completion(reply.result, reply.raw_text, reply.model_name, attempts.usage(started))
+
+
+def _ignore_wait(model: str, until: float | None) -> None:
+    pass
 
 
 def _offline(program: PromptProgram[Any], model: Model) -> Callable[[], Awaitable[Reply]]:

@@ -45,6 +45,7 @@ class ModelLimiter:
     _window: float = math.inf  # calls this model may have in flight (shrinks on 429s)
     _in_flight: int = 0
     _changed: asyncio.Condition | None = None
+    limited_since: float | None = None  # when its 429s began, if it has had no success since
 
     def _condition(self) -> asyncio.Condition:
         if self._changed is None:
@@ -104,7 +105,7 @@ class ModelLimiter:
         if reserved and throttle.used is not None:
             self._tokens += reserved - throttle.used
         if throttle.throttled:
-            pause = throttle.retry_after or 1.0
+            pause = throttle.retry_after if throttle.retry_after is not None else 1.0
             self._paused_until = max(self._paused_until, time.monotonic() + pause)
             self._window = max(1.0, min(self._window, self._in_flight) / 2)
         elif self._window != math.inf:

@@ -1,29 +1,44 @@
-"""A live progress display on the terminal: one bar per step.
+"""Progress, wherever a run is watched: a live bar per step on a terminal, one updating line
+in a notebook, and a log line every few seconds elsewhere (CI, nohup, a log file).
 
-Each bar shows rows done, failures, calls per second, tokens, dollars, elapsed and
-remaining time. The display is quiet when stderr is not a terminal, and can be turned off.
+Each step shows rows done of the total, failures, calls per second, tokens, dollars and
+time left; a model that is waiting out a rate limit says so, and until when.
+
+>>> import io
+>>> out = io.StringIO()
+>>> with ProgressDisplay(enabled=True, stream=out, interval_s=0) as display:
+...     bar = display.step("self_instruct")
+...     bar.add_total(2)
+...     bar.advance(failed=False, usage=None)
+>>> print(out.getvalue().splitlines()[-1])  # doctest: +ELLIPSIS
+progress: self_instruct 1/2 rows, 0 failed; 0.0 calls/s, 0 tok, $0.0000; ...
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from ._types import Usage
 
 __all__ = ["ProgressDisplay", "StepProgress"]
 
+LOG_INTERVAL_S = float(os.environ.get("PROMPTFLOW_PROGRESS_EVERY", "10"))
+"""Seconds between two progress lines when stderr is not a terminal
+(``PROMPTFLOW_PROGRESS_EVERY``, default 10)."""
+
 
 class StepProgress:
-    """The bar of one step. Totals can grow (the CLI adds rows chunk by chunk)."""
+    """The counts of one step. Totals can grow (the CLI adds rows chunk by chunk)."""
 
     def __init__(self, display: ProgressDisplay, name: str) -> None:
         self._display, self.name = display, name
         self.total = self.done = self.failures = self.calls = self.tokens = 0
         self.cost = 0.0
-        self._started = time.monotonic()
         self._task = display.add_task(name)
 
     def add_total(self, rows: int) -> None:
@@ -39,50 +54,70 @@ class StepProgress:
             self.calls += usage.attempts
             self.tokens += (usage.input_tokens or 0) + (usage.output_tokens or 0)
             self.cost += usage.cost_usd or 0.0
-        rate = self.calls / max(1e-9, time.monotonic() - self._started)
-        self._display.update(
-            self._task,
-            completed=self.done,
-            stats=(
-                f"{self.failures} failed · {rate:.1f} calls/s · "
-                f"{self.tokens:,} tok · ${self.cost:.4f}"
-            ),
+        self._display.update(self._task, completed=self.done, stats=self.stats())
+
+    def stats(self) -> str:
+        """Failures, calls per second, tokens and dollars so far."""
+        rate = self.calls / max(1e-9, self._display.elapsed())
+        return (
+            f"{self.failures} failed; {rate:.1f} calls/s, {self.tokens:,} tok, ${self.cost:.4f}"
         )
 
 
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class ProgressDisplay:
-    """All the bars of one run. ``enabled=None`` means: only on a terminal."""
+    """All the steps of one run. ``enabled=None``: bars on a terminal, one line in a
+    notebook, a log line every ``interval_s`` seconds elsewhere; False: nothing."""
 
-    def __init__(self, *, enabled: bool | None = None) -> None:
-        show = sys.stderr.isatty() if enabled is None else enabled
-        self._progress: Any = None
+    def __init__(
+        self,
+        *,
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+        interval_s: float | None = None,
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
         self._steps: dict[str, StepProgress] = {}
-        if show:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+        self._started = time.monotonic()
+        self._shown = 0.0
+        self._waiting: str | None = None
+        self._progress: Any = None
+        self._notebook: Any = None
+        self._on = enabled is not False
+        if not self._on:
+            return
+        if stream is None and _in_notebook():
+            from IPython.display import display
 
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+            self._notebook = display("", display_id=True)  # one line, updated in place
+        elif stream is None and self._stream.isatty():
+            self._progress = _rich_progress()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self._started
 
     def step(self, name: str) -> StepProgress:
-        """The bar of the step called *name* (made on first use)."""
+        """The progress of the step called *name* (made on first use)."""
         if name not in self._steps:
             self._steps[name] = StepProgress(self, name)
         return self._steps[name]
+
+    def waiting(self, model: str, until: float | None) -> None:
+        """Say that *model* waits out a rate limit until the monotonic time *until*
+        (None: it no longer waits)."""
+        if until is None:
+            self._waiting = None
+            return
+        wall = datetime.now().timestamp() + (until - time.monotonic())
+        clock = datetime.fromtimestamp(wall).strftime("%H:%M:%S")
+        self._waiting = f"{model} is rate limited: waiting until {clock}"
+        self._show(force=True)
 
     def add_task(self, name: str) -> Any:
         return self._progress.add_task(name, total=0, stats="") if self._progress else None
@@ -90,6 +125,40 @@ class ProgressDisplay:
     def update(self, task: Any, **fields: Any) -> None:
         if self._progress is not None:
             self._progress.update(task, **fields)
+        else:
+            self._show()
+
+    def line(self) -> str:
+        """Every step's progress on one line, with the time left."""
+        parts = [
+            f"{s.name} {s.done}/{s.total} rows, {s.stats()}" for s in self._steps.values()
+        ]
+        left = self._time_left()
+        tail = [f"{self.elapsed():.0f} s elapsed"]
+        if left is not None:
+            tail.append(f"about {left:.0f} s left")
+        if self._waiting:
+            tail.append(self._waiting)
+        return "progress: " + "; ".join(parts) + "; " + ", ".join(tail)
+
+    def _time_left(self) -> float | None:
+        done = sum(s.done for s in self._steps.values())
+        total = sum(s.total for s in self._steps.values())
+        if not done or total <= done:
+            return None
+        return self.elapsed() * (total - done) / done
+
+    def _show(self, *, force: bool = False) -> None:
+        if not self._on or self._progress is not None:
+            return
+        now = time.monotonic()
+        if not force and now - self._shown < self._interval_s:
+            return
+        self._shown = now
+        if self._notebook is not None:
+            self._notebook.update(self.line())
+        else:
+            print(self.line(), file=self._stream, flush=True)
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -101,3 +170,27 @@ class ProgressDisplay:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+        elif self._steps and (self._notebook is not None or self._shown):
+            self._show(force=True)  # the last word, for a log that showed the run
+
+
+def _rich_progress() -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )

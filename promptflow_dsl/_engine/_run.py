@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from ._progress import ProgressDisplay
 __all__ = ["EARLY_STOP_WINDOW", "Rehearsal", "RunContext"]
 
 EARLY_STOP_WINDOW = 10
-"""A run stops early when 90% of its first this-many calls fail at the provider."""
+"""A run stops early when 90% of its latest rows (at least this many, at most twice as many)
+failed at the provider."""
 
 
 @dataclass
@@ -47,8 +48,9 @@ class RunContext:
     samples: Counter[str] = field(default_factory=Counter)
     numbered: list[str] = field(default_factory=list)  # prompts numbered since the last take
     _stopped: str | None = None
-    _outcomes: int = 0
-    _provider_failures: int = 0
+    _recent: deque[ProviderError | None] = field(
+        default_factory=lambda: deque(maxlen=2 * EARLY_STOP_WINDOW)
+    )
 
     @property
     def totals(self) -> dict[str, float]:
@@ -85,15 +87,49 @@ class RunContext:
         self.samples.update(prompt_keys)
 
     def check_early_stop(self, error: PromptflowError | None) -> None:
-        """Count a call's outcome; stop the run if its first calls nearly all failed."""
-        if self._outcomes >= 2 * EARLY_STOP_WINDOW:
+        """Count a row's outcome; stop the run once nearly all of the latest failed at the
+        provider (at the start or mid-run), with a diagnosis read from those errors."""
+        self._recent.append(error if isinstance(error, ProviderError) else None)
+        failures = [e for e in self._recent if isinstance(e, ProviderError)]
+        if len(self._recent) < EARLY_STOP_WINDOW or len(failures) < 0.9 * len(self._recent):
             return
-        self._outcomes += 1
-        self._provider_failures += isinstance(error, ProviderError)
-        if self._outcomes >= EARLY_STOP_WINDOW and self._provider_failures >= 0.9 * self._outcomes:
-            message = (
-                f"stopped early: {self._provider_failures} of the first {self._outcomes} calls "
-                f"failed at the provider, the last with: {error}. "
-                "Check the model name, the API key and api_base."
-            )
-            raise RunAbortedError(message)
+        message = (
+            f"stopped early: {len(failures)} of the last {len(self._recent)} rows failed at "
+            f"the provider. {diagnose(failures)} The last error: {failures[-1]}"
+        )
+        raise RunAbortedError(message)
+
+
+def diagnose(failures: list[ProviderError]) -> str:
+    """What the errors say is wrong, in one sentence, from their most common kind."""
+    kinds = Counter(_kind(error) for error in failures)
+    kind, _ = kinds.most_common(1)[0]
+    return _DIAGNOSES[kind]
+
+
+def _kind(error: ProviderError) -> str:
+    if error.status in (401, 403):
+        return "unauthorised"
+    if error.status == 404:
+        return "not found"
+    if error.status == 429:
+        return "rate limited"
+    if error.status is None and not error.transient:
+        return "refused"
+    if error.status is None:
+        return "unreachable"
+    return "server error" if error.status >= 500 else "bad request"
+
+
+_DIAGNOSES = {
+    "unauthorised": "The provider refused the API key: check it (and which variable holds it).",
+    "not found": "The provider does not know this model or path: check the model name and "
+    "api_base.",
+    "rate limited": "The provider is rate limiting the run: lower --max-concurrency, set "
+    "Model(rpm=..., tpm=...), or try again later.",
+    "unreachable": "The provider could not be reached or did not answer in time: check "
+    "api_base and that the server is up.",
+    "refused": "The request could not be sent: check the model name, the API key and api_base.",
+    "server error": "The provider keeps failing with server errors: try again later.",
+    "bad request": "The provider rejects the requests: check the model's parameters and mode.",
+}

@@ -21,7 +21,7 @@ from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._run import RunContext
 from .._engine._types import Completion, Usage
-from .._errors import InvalidReplyError, PromptflowError
+from .._errors import InvalidReplyError, PromptflowError, RunAbortedError, StorageError
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from .._schema import polars_schema
@@ -71,6 +71,7 @@ _TRAILING = tuple(BOOKKEEPING_COLUMNS)
 
 OFFLINE = Model(OFFLINE_MODEL)
 _REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
+RUN_STOPPERS = (RunAbortedError, StorageError)  # errors that end the run, not one row
 _PROMPT_KEY_CHARS = 20  # 80 bits of the prompt's hash tell prompts apart for numbering
 
 
@@ -207,6 +208,7 @@ class TechniqueStep(Step):
                     sample=sample,
                     retry=run.retry,
                     account=run.account,
+                    on_wait=run.display.waiting,
                 )
 
             sequence = (
@@ -223,7 +225,7 @@ class TechniqueStep(Step):
             try:
                 result, _ = await drive(sequence, noted)
             except PromptflowError as exc:
-                if run.on_error == "raise":
+                if run.on_error == "raise" or isinstance(exc, RUN_STOPPERS):
                     raise
                 run.check_early_stop(exc)
                 raw = exc.raw_text if isinstance(exc, InvalidReplyError) else None

@@ -71,7 +71,7 @@ def test_a_429_slows_the_model_and_honours_retry_after():
 def test_wrong_key_stops_early_instead_of_spending_through_the_dataset():
     frame = pl.DataFrame({"input": [f"Doc {i}" for i in range(300)]})
     with LoopbackServer(responder=lambda request: Reply(status=401)) as server:
-        with pytest.raises(RunAbortedError, match="first .* calls failed at the provider.*API key"):
+        with pytest.raises(RunAbortedError, match="last .* rows failed at the provider.*refused the API key"):
             self_instruct.step().run(frame, model=model_at(server), max_concurrency=4, cache=False)
         assert server.stats.requests <= 20
 
@@ -128,3 +128,54 @@ def test_a_missing_key_fails_at_once_and_names_the_variable(monkeypatch, loopbac
     error = out["error"][0]
     assert error["attempts"] == 1 and "OPENAI_API_KEY" in error["message"]
     assert loopback_server.stats.requests == 0
+
+
+def test_a_rate_limit_storm_mid_run_stops_with_the_right_diagnosis():
+    served = iter(range(10**6))
+
+    def storm(request):
+        return None if next(served) < 30 else Reply(status=429, headers={"retry-after": "0"})
+
+    frame = pl.DataFrame({"instruction": [f"Question {i}?" for i in range(400)]})
+    with LoopbackServer(responder=storm) as server:
+        with pytest.raises(RunAbortedError, match="last .* rows failed.*rate limiting the run"):
+            text_generation.step().run(
+                frame, model=model_at(server), max_concurrency=4, cache=False, retry=QUICK
+            )
+        assert server.stats.requests < 30 + 6 * 30  # it stopped soon after the storm began
+
+
+def test_a_huge_retry_after_is_capped_and_the_wait_is_shown(capsys):
+    retry = RetryPolicy(max_attempts=3, max_retry_after_s=0.5)
+    frame = pl.DataFrame({"instruction": ["Question?"]})
+    with LoopbackServer() as server:
+        server.script([Reply(status=429, headers={"retry-after": "3600"})])
+        began = time.monotonic()
+        out = text_generation.step().run(
+            frame, model=model_at(server), cache=False, retry=retry, progress=None
+        )
+        took = time.monotonic() - began
+    assert out["error"][0] is None and took < 5
+    assert "openai/loopback-model is rate limited: waiting until" in capsys.readouterr().err
+
+
+def test_a_model_rate_limited_for_too_long_stops_the_run_with_one_line():
+    retry = RetryPolicy(max_attempts=1000, max_retry_after_s=0.1, max_rate_limited_s=1.0)
+    frame = pl.DataFrame({"instruction": [f"Question {i}?" for i in range(3)]})
+    refuse = lambda request: Reply(status=429, headers={"retry-after": "0.1"})  # noqa: E731
+    with LoopbackServer(responder=refuse) as server:
+        began = time.monotonic()
+        with pytest.raises(RunAbortedError, match=r"answered only 429 \(rate limited\) for"):
+            text_generation.step().run(frame, model=model_at(server), cache=False, retry=retry)
+    assert time.monotonic() - began < 10
+
+
+def test_progress_off_a_terminal_is_a_log_line_every_few_seconds(capsys, monkeypatch):
+    monkeypatch.setattr("promptflow_dsl._engine._progress.LOG_INTERVAL_S", 0.2)
+    frame = pl.DataFrame({"instruction": [f"Question {i}?" for i in range(20)]})
+    with LoopbackServer(latency=0.1) as server:
+        text_generation.step().run(frame, model=model_at(server), cache=False, max_concurrency=2)
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("progress: ")]
+    assert 3 <= len(lines) <= 15
+    assert lines[-1].startswith("progress: text_generation 20/20 rows, 0 failed;")
+    assert "calls/s" in lines[-1] and "tok" in lines[-1] and "$" in lines[-1]
