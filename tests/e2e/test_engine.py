@@ -5,7 +5,14 @@ import time
 import polars as pl
 import pytest
 
-from promptflow_dsl import Model, RetryPolicy, RunAbortedError, self_instruct, text_generation
+from promptflow_dsl import (
+    Model,
+    RetryPolicy,
+    RunAbortedError,
+    evol_instruct,
+    self_instruct,
+    text_generation,
+)
 from promptflow_dsl.testing import Faults, LoopbackServer, Reply
 
 QUICK = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.2)
@@ -179,3 +186,26 @@ def test_progress_off_a_terminal_is_a_log_line_every_few_seconds(capsys, monkeyp
     assert 3 <= len(lines) <= 15
     assert lines[-1].startswith("progress: text_generation 20/20 rows, 0 failed;")
     assert "calls/s" in lines[-1] and "tok" in lines[-1] and "$" in lines[-1]
+
+
+@pytest.mark.parametrize("eliminate", [False, True])
+def test_the_budget_holds_for_a_multi_call_technique(eliminate):
+    budget = 0.0005
+    frame = pl.DataFrame({"instruction": [f"Explain topic {i}." for i in range(60)]})
+    with LoopbackServer() as server:
+        result = evol_instruct.step(
+            num_evolutions=3, generate_answers=True, eliminate=eliminate
+        ).execute(
+            frame,
+            model=model_at(server, "openai/gpt-4o-mini"),
+            max_concurrency=2,
+            cache=False,
+            max_cost_usd=budget,
+        )
+        billed = server.stats.requests
+    spent, calls = result.summary.cost_usd, result.summary.calls
+    assert calls == billed
+    # Checked before every call: past the budget, only the 2 calls in flight finish (a check
+    # per row let a row's remaining 6 or 7 calls through, for each row in flight).
+    assert budget <= spent <= budget + 3 * spent / calls
+    assert "max_cost_usd" in result.summary.stopped

@@ -338,3 +338,28 @@ def test_calls_under_faults_and_reasks_agree_with_the_server():
     assert result.summary.calls == billed
     assert result.frame["usage"].struct.field("attempts").sum() == billed
     assert result.summary.failures == 0
+
+
+def test_a_resumed_run_keeps_to_the_budget_it_had_spent(tmp_path, env):
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(TEXT_GENERATION)
+    source = write_questions(tmp_path / "q.jsonl", 300)
+    output = tmp_path / "out.parquet"
+    budget = 0.0008
+    with LoopbackServer(latency=0.05) as server:
+        args = cli(recipe, source, output, server, "--max-cost-usd", str(budget), "--chunk-size", "10")
+        args[args.index("openai/loopback")] = "openai/gpt-4o-mini"  # a model with a price
+        args += ["--max-concurrency", "2"]
+        run = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+        wait_for(lambda: server.stats.requests >= 15)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        resumed = subprocess.run(args, env=env, capture_output=True, text=True)
+        billed = server.stats.requests
+    assert resumed.returncode == 0, resumed.stderr
+    totals = json.loads(pl.read_parquet_metadata(output)["promptflow_dsl"])["totals"]
+    per_call = totals["cost_usd"] / totals["calls"]
+    # Counted when sent: an attempt in flight at the kill may not have reached the server.
+    assert billed <= totals["calls"] <= billed + 2
+    assert budget <= totals["cost_usd"] <= budget + 3 * per_call  # 2 in flight at most
+    assert "max_cost_usd" in resumed.stderr
