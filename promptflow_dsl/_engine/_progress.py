@@ -59,9 +59,7 @@ class StepProgress:
     def stats(self) -> str:
         """Failures, calls per second, tokens and dollars so far."""
         rate = self.calls / max(1e-9, self._display.elapsed())
-        return (
-            f"{self.failures} failed; {rate:.1f} calls/s, {self.tokens:,} tok, ${self.cost:.4f}"
-        )
+        return f"{self.failures} failed; {rate:.1f} calls/s, {self.tokens:,} tok, ${self.cost:.4f}"
 
 
 def _in_notebook() -> bool:
@@ -130,9 +128,7 @@ class ProgressDisplay:
 
     def line(self) -> str:
         """Every step's progress on one line, with the time left."""
-        parts = [
-            f"{s.name} {s.done}/{s.total} rows, {s.stats()}" for s in self._steps.values()
-        ]
+        parts = [f"{s.name} {s.done}/{s.total} rows, {s.stats()}" for s in self._steps.values()]
         left = self._time_left()
         tail = [f"{self.elapsed():.0f} s elapsed"]
         if left is not None:

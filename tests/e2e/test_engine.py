@@ -78,7 +78,9 @@ def test_a_429_slows_the_model_and_honours_retry_after():
 def test_wrong_key_stops_early_instead_of_spending_through_the_dataset():
     frame = pl.DataFrame({"input": [f"Doc {i}" for i in range(300)]})
     with LoopbackServer(responder=lambda request: Reply(status=401)) as server:
-        with pytest.raises(RunAbortedError, match="last .* rows failed at the provider.*refused the API key"):
+        with pytest.raises(
+            RunAbortedError, match="last .* rows failed at the provider.*refused the API key"
+        ):
             self_instruct.step().run(frame, model=model_at(server), max_concurrency=4, cache=False)
         assert server.stats.requests <= 20
 
@@ -182,7 +184,7 @@ def test_progress_off_a_terminal_is_a_log_line_every_few_seconds(capsys, monkeyp
     frame = pl.DataFrame({"instruction": [f"Question {i}?" for i in range(20)]})
     with LoopbackServer(latency=0.1) as server:
         text_generation.step().run(frame, model=model_at(server), cache=False, max_concurrency=2)
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("progress: ")]
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("progress: ")]
     assert 3 <= len(lines) <= 15
     assert lines[-1].startswith("progress: text_generation 20/20 rows, 0 failed;")
     assert "calls/s" in lines[-1] and "tok" in lines[-1] and "$" in lines[-1]

@@ -347,7 +347,9 @@ def test_a_resumed_run_keeps_to_the_budget_it_had_spent(tmp_path, env):
     output = tmp_path / "out.parquet"
     budget = 0.0008
     with LoopbackServer(latency=0.05) as server:
-        args = cli(recipe, source, output, server, "--max-cost-usd", str(budget), "--chunk-size", "10")
+        args = cli(
+            recipe, source, output, server, "--max-cost-usd", str(budget), "--chunk-size", "10"
+        )
         args[args.index("openai/loopback")] = "openai/gpt-4o-mini"  # a model with a price
         args += ["--max-concurrency", "2"]
         run = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)

@@ -89,5 +89,7 @@ def test_cancelled_calls_waiting_on_a_paused_model_leave_no_slot_behind():
         )
 
     with LoopbackServer() as server:
-        result = run_sync(scenario(server))  # the loop sync calls share: LiteLLM's clients live there
+        result = run_sync(
+            scenario(server)
+        )  # the loop sync calls share: LiteLLM's clients live there
     assert result.generation
