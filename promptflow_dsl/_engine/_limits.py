@@ -2,8 +2,8 @@
 
 Every attempt waits for its model's :class:`ModelLimiter` before it is sent:
 - ``rpm``: requests are spaced at least ``60 / rpm`` seconds apart (no bursts);
-- ``tpm``: each request reserves its estimated tokens from a bucket that refills at
-  ``tpm / 60`` per second and holds at most ten seconds' worth; the estimate is settled
+- ``tpm``: each request reserves its estimated tokens from a bucket that holds five
+  seconds' worth and refills so that no 60 seconds take more than ``tpm``; the estimate is settled
   with the reply's real usage;
 - a 429 pauses the model for its ``Retry-After`` (or a short backoff) and halves the calls
   it may have in flight; each success lets one more through again (additive increase,
@@ -52,11 +52,21 @@ class ModelLimiter:
             self._changed = asyncio.Condition()
         return self._changed
 
+    @property
+    def _burst(self) -> float:
+        """The bucket's size: five seconds' worth of ``tpm``."""
+        return (self.tpm or 0) / 12
+
+    @property
+    def _rate(self) -> float:
+        """Tokens per second, so that a full bucket plus a minute's refill is ``tpm``: no
+        window of 60 seconds, the first one included, takes more than ``tpm``."""
+        return ((self.tpm or 0) - self._burst) / 60
+
     def _refill(self, now: float) -> None:
         if self.tpm is None:
             return
-        capacity = self.tpm / 6  # ten seconds' worth
-        self._tokens = min(capacity, self._tokens + (now - self._refilled) * self.tpm / 60)
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
         self._refilled = now
 
     @contextlib.asynccontextmanager
@@ -89,10 +99,10 @@ class ModelLimiter:
             waits = [self._paused_until - now]
             if self.rpm is not None:
                 waits.append(self._next_request - now)
-            if self.tpm is not None and self._tokens < min(tokens, self.tpm / 6):
-                waits.append((min(tokens, self.tpm / 6) - self._tokens) * 60 / self.tpm)
+            if self.tpm is not None and self._tokens < min(tokens, self._burst):
+                waits.append((min(tokens, self._burst) - self._tokens) / self._rate)
             wait = max(waits)
-            if wait <= 0:
+            if wait <= 1e-6:  # rounding leaves crumbs of a token: never sleep for those
                 break
             await asyncio.sleep(wait)
         if self.rpm is not None:
