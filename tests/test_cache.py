@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from promptflow_dsl import Model, ReplyCache, self_instruct, text_generation
-from promptflow_dsl._engine._cache import CachedReply, cache_key
+from promptflow_dsl._engine._cache import CachedReply, cache_key, open_cache
 
 PROGRAM = self_instruct.program("Tides follow the moon.", num_instructions=3)
 MODEL = Model("openai/gpt-4o-mini", temperature=0.2, api_base="http://127.0.0.1:1/v1")
@@ -119,3 +119,9 @@ def test_two_processes_writing_one_cache_do_not_corrupt_it(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_an_empty_cache_is_still_the_cache_a_run_uses(tmp_path):
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    assert len(cache) == 0 and bool(cache)
+    assert open_cache(cache) is cache

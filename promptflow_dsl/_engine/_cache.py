@@ -97,6 +97,9 @@ class ReplyCache:
     def __repr__(self) -> str:
         return f"ReplyCache({str(self.path)!r})"
 
+    def __bool__(self) -> bool:
+        return True  # an empty cache is still a cache: `cache or None` must not drop it
+
     def get(self, key: str) -> CachedReply | None:
         """The stored reply for *key*, or None."""
         with self._lock:
@@ -157,8 +160,10 @@ def open_cache(cache: bool | str | Path | ReplyCache) -> ReplyCache | None:  # n
 
     Caches are opened once per process and shared.
     """
-    if isinstance(cache, ReplyCache) or cache is False:
-        return cache or None
+    if cache is False:
+        return None
+    if isinstance(cache, ReplyCache):
+        return cache
     path = default_cache_path() if cache is True else Path(cache)
     path = path.expanduser().resolve()
     if path not in _open:
