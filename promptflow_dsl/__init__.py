@@ -25,6 +25,7 @@ from ._errors import (  # noqa: E402
     PromptflowError,
     ProviderError,
     RunAbortedError,
+    StorageFullError,
     TemplateError,
     ValidationExhaustedError,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "RunResult",
     "RunSummary",
     "Step",
+    "StorageFullError",
     "Technique",
     "TemplateError",
     "Usage",

@@ -10,7 +10,8 @@
     │   ├── ParseError            a text parser found no result (carries the raw text)
     │   └── ValidationExhaustedError   structured output failed validation on every re-ask
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
-    └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
+    ├── RunAbortedError           the first calls of a run nearly all failed: it stopped early
+    └── StorageFullError          the disk is full: the cache cannot store a reply; the run stops
 
 Every error carries its context as attributes, and its message says what, where and what
 to do. API keys never appear in any message.
@@ -22,6 +23,8 @@ to do. API keys never appear in any message.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "CompositionError",
     "InvalidReplyError",
@@ -30,6 +33,7 @@ __all__ = [
     "PromptflowError",
     "ProviderError",
     "RunAbortedError",
+    "StorageFullError",
     "TemplateError",
     "ValidationExhaustedError",
 ]
@@ -117,3 +121,15 @@ class ProviderError(PromptflowError):
 class RunAbortedError(PromptflowError):
     """A run stopped early because its first calls nearly all failed (a wrong key, a wrong
     model name, a server that is down), rather than spend its way through the dataset."""
+
+
+class StorageFullError(PromptflowError):
+    """The reply cache could not store a reply: the disk is full, the file reached its size
+    limit, or the disk refused the write. This stops a run rather than fail its rows: every
+    further call would be paid for and lost. The replies stored so far stay, so the same
+    run started again, once there is room, resumes where it stopped. ``path`` is the cache.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
