@@ -33,6 +33,7 @@ from ._errors import (  # noqa: E402
     ReservedColumnError,
     RunAbortedError,
     StorageError,
+    StorageFullError,
     TemplateError,
     ValidationExhaustedError,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "RunSummary",
     "Step",
     "StorageError",
+    "StorageFullError",
     "Technique",
     "TemplateError",
     "Usage",

@@ -17,8 +17,9 @@
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
     ├── StorageError              a file could not be written (a full disk, a size limit)
+    │   └── StorageFullError      the cache cannot store a reply: the run stops
     ├── CredentialsInURLError     a model's api_base carries a user name or password
-    └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
+    └── RunAbortedError           the latest calls nearly all failed at the provider: it stopped
 
 Every error carries its context as attributes, and its message says what, where and what
 to do. API keys never appear in any message: every error masks the known secrets (see
@@ -31,6 +32,7 @@ to do. API keys never appear in any message: every error masks the known secrets
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ._secrets import scrub
@@ -51,6 +53,7 @@ __all__ = [
     "ReservedColumnError",
     "RunAbortedError",
     "StorageError",
+    "StorageFullError",
     "TemplateError",
     "ValidationExhaustedError",
 ]
@@ -200,3 +203,15 @@ class StorageError(PromptflowError, OSError):
 
     What was finished before stays on disk, so the same run started again resumes.
     """
+
+
+class StorageFullError(StorageError):
+    """The reply cache could not store a reply: the disk is full, the file reached its size
+    limit, or the disk refused the write. This stops a run rather than fail its rows: every
+    further call would be paid for and lost. The replies stored so far stay, so the same
+    run started again, once there is room, resumes where it stopped. ``path`` is the cache.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path

@@ -339,5 +339,11 @@ def clear() -> None:
     from ._engine._cache import ReplyCache, default_cache_path
 
     path = default_cache_path()
-    removed = ReplyCache(path).clear() if path.exists() else 0
-    click.echo(f"{path}: removed {removed:,} replies")
+    if not path.exists():
+        click.echo(f"{path}: removed 0 replies")
+        return
+    cache = ReplyCache(path)
+    if cache.read_only:
+        click.echo(f"error: {path} is read-only: nothing removed; make it writable first", err=True)
+        sys.exit(1)
+    click.echo(f"{path}: removed {cache.clear():,} replies")

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from promptflow_dsl import Model, ReplyCache, self_instruct, text_generation
-from promptflow_dsl._engine._cache import CachedReply, cache_key
+from promptflow_dsl._engine._cache import CachedReply, cache_key, open_cache
 
 PROGRAM = self_instruct.program("Tides follow the moon.", num_instructions=3)
 MODEL = Model("openai/gpt-4o-mini", temperature=0.2, api_base="http://127.0.0.1:1/v1")
@@ -119,3 +119,42 @@ def test_two_processes_writing_one_cache_do_not_corrupt_it(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_an_empty_cache_is_still_the_cache_a_run_uses(tmp_path):
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    assert len(cache) == 0 and bool(cache)
+    assert open_cache(cache) is cache
+
+
+FILLER = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from promptflow_dsl import ReplyCache, StorageFullError
+    from promptflow_dsl._engine._cache import CachedReply
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+    cache = ReplyCache(sys.argv[1])
+    for i in range(1000):
+        try:
+            cache.put(f"k{i}", CachedReply("raw" * 50, '{"a": 1}', "m", i, i, 0.0))
+        except StorageFullError as exc:
+            print(i, exc, sep="\\n")
+            break
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file size limits are POSIX")
+def test_a_put_past_the_file_size_limit_raises_storage_full_and_keeps_what_was_stored(tmp_path):
+    path = tmp_path / "c.sqlite"
+    run = subprocess.run(
+        [sys.executable, "-c", FILLER, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    stored, message = run.stdout.splitlines()
+    assert message == (
+        f"the cache at {path} reached the file size limit (ulimit -f); "
+        "raise the limit and run again to resume"
+    )
+    assert 0 < int(stored) == len(ReplyCache(path))  # the next run resumes from these

@@ -8,7 +8,6 @@ import pytest
 from promptflow_dsl._engine import _limits
 from promptflow_dsl._engine._limits import ModelLimiter
 
-
 _yield = asyncio.sleep
 
 
@@ -64,5 +63,5 @@ def test_rpm_spaces_requests(clock):
                 starts.append(clock.now)
 
     asyncio.run(run())
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 0.5 - 1e-9

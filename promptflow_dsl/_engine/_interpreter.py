@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .._errors import PromptflowError, ProviderError, RunAbortedError
+from .._errors import InvalidReplyError, PromptflowError, ProviderError, RunAbortedError
 from .._model import Model
 from .._program import PromptProgram
 from ._account import Account
@@ -196,8 +196,13 @@ async def interpret(
     key = cache_key(program, model, sample) if cache is not None else ""
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
-        account.hit()
-        return _from_cache(program, hit, started)
+        try:
+            completion = _from_cache(program, hit, started)
+        except (ValidationError, InvalidReplyError):
+            pass  # a stored reply that no longer reads (damaged, or an older schema): fetch
+        else:
+            account.hit()
+            return completion
     attempts = _Attempts(program, model, retry, account, on_wait or _ignore_wait)
     try:
         if model.is_offline:
