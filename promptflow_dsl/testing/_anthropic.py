@@ -62,7 +62,7 @@ _ERROR_TYPES = {
     400: ("invalid_request_error", "Bad request."),
     401: ("authentication_error", "invalid x-api-key"),
     403: ("permission_error", "Your API key does not have permission to use this resource."),
-    404: ("not_found_error", "Not found."),
+    404: ("not_found_error", "Not Found"),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
     429: ("rate_limit_error", "Number of requests has exceeded your rate limit."),
     500: ("api_error", "Internal server error."),

@@ -394,6 +394,10 @@ class Emulator:
         """An error for a request the provider rejects outright (a missing header...)."""
         return None
 
+    def _not_found(self, method: str, path: str) -> Out:
+        """The provider's answer to a path it does not serve."""
+        return self._error(404)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Emulator:
@@ -500,6 +504,15 @@ class Emulator:
         """The ``api_base`` to give LiteLLM for this provider."""
         return self.url + self.api_path
 
+    def fault(self, kind: Literal["429", "500", "overloaded"]) -> Reply:
+        """The reply a drawn fault of *kind* gives, in the provider's shape, to script one.
+
+        >>> from promptflow_dsl.testing import AnthropicEmulator
+        >>> AnthropicEmulator(faults=Faults(retry_after=3)).fault("429").headers
+        {'retry-after': '3'}
+        """
+        return self._fault_reply(kind, self.faults or Faults())
+
     def script(self, replies: Iterable[str | dict[str, Any] | Reply]) -> None:
         """Queue replies, served first in, first out before the responder is asked.
 
@@ -596,7 +609,7 @@ class Emulator:
             if recorded is None:
                 out = self._error(400, "The body is not a JSON object.")
             elif endpoint == "unknown":
-                out = self._error(404, f"Not found: {request.method} {request.path}")
+                out = self._not_found(request.method, request.path)
             else:
                 out = self._refuse(recorded, request) or await self._respond(recorded, number)
             response = out.response()

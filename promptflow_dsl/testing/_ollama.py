@@ -147,9 +147,10 @@ class OllamaEmulator(Emulator):
     def _error(
         self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
     ) -> Out:
-        if status == 404 and message and message.startswith("Not found: "):
-            return Out(404, "404 page not found", headers, content_type="text/plain")
         return Out(status, {"error": message or _MESSAGES.get(status, f"HTTP {status}")}, headers)
+
+    def _not_found(self, method: str, path: str) -> Out:
+        return Out(404, "404 page not found", content_type="text/plain")
 
     def _fault_reply(self, fault: str, faults: Faults) -> Reply:
         if fault == "429":

@@ -311,9 +311,10 @@ class LoopbackServer(Emulator):
     def _error(
         self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
     ) -> Out:
-        if status == 404 and message and message.startswith("Not found: "):
-            message = f"Invalid URL ({message.removeprefix('Not found: ')})"
         return Out(status, _error_body(status, message), headers)
+
+    def _not_found(self, method: str, path: str) -> Out:
+        return self._error(404, f"Invalid URL ({method} {path})")
 
     def _fault_reply(self, fault: str, faults: Faults) -> Reply:
         if fault == "429":
