@@ -75,7 +75,8 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
 def read_ask(body: Mapping[str, Any], text: str) -> Ask:
     """What a Messages request asks for: a tool, an output format, or a schema in the prompt."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t]
-    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    given = body.get("tool_choice")
+    choice: Mapping[str, Any] = given if isinstance(given, dict) else {}
     kind = choice.get("type", "auto") if tools else "none"
     if kind in ("tool", "any", "auto"):
         named = [t for t in tools if t["name"] == choice.get("name")] if kind == "tool" else []
