@@ -315,6 +315,85 @@ def report(
     click.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB)")
 
 
+@main.command()
+@click.option(
+    "--provider",
+    default="openai",
+    show_default=True,
+    help="Which API to emulate: openai, anthropic, ollama, gemini, or an OpenAI-compatible "
+    "server with a quirk: rejects-tools, fenced-json, no-usage.",
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0: any free port.",
+)
+@click.option("--latency", default=0.0, type=click.FloatRange(min=0), help="Seconds per reply.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the latency and faults.")
+@click.option("--rate-429", default=0.0, type=click.FloatRange(0, 1), help="Share of 429s.")
+@click.option(
+    "--retry-after",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a 429 asks to wait (a header, or Gemini's retryDelay).",
+)
+@click.option("--rate-500", default=0.0, type=click.FloatRange(0, 1), help="Share of 500s.")
+@click.option(
+    "--rate-overloaded",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of overloads (529 on anthropic, 503 elsewhere).",
+)
+@click.option("--rate-hang", default=0.0, type=click.FloatRange(0, 1), help="Share of hangs.")
+@click.option(
+    "--hang-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long a hang lasts.",
+)
+@click.option(
+    "--rate-malformed", default=0.0, type=click.FloatRange(0, 1), help="Share of cut replies."
+)
+def serve(provider: str, port: int, latency: float, seed: int, **rates: float) -> None:
+    """Serve a provider emulator on 127.0.0.1 until Ctrl-C, for runs against it.
+
+    Replies are schema-valid fabrications built from each request, in the provider's own
+    wire format, with the faults asked for. It prints the --model and --api-base to give
+    `promptflow run`.
+    """
+    import signal
+
+    from .testing import PROVIDERS, Faults, instructions, make_emulator
+
+    if provider not in PROVIDERS:
+        click.echo(
+            f"error: no emulator {provider!r}; choose one of {', '.join(PROVIDERS)}", err=True
+        )
+        sys.exit(1)
+    try:
+        server = make_emulator(
+            provider, latency=latency, faults=Faults(**rates), seed=seed, port=port
+        ).start()
+    except (ValueError, OSError) as exc:
+        click.echo(f"error: could not serve {provider} on port {port}: {exc}", err=True)
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for line in instructions(server):
+            click.echo(line)
+        click.echo("Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo(f"stopped after {server.stats.requests} requests")
+    finally:
+        server.stop()
+
+
 @main.group()
 def cache() -> None:
     """Inspect or clear the reply cache."""

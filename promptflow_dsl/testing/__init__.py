@@ -1,23 +1,34 @@
-"""Testing helpers: a loopback OpenAI-compatible server for real-HTTP tests.
+"""Testing helpers: provider emulators for real-HTTP tests of prompt programs.
 
-See :mod:`promptflow_dsl.testing._server` for usage; the ``loopback_server`` pytest
-fixture is registered automatically when the package is installed.
+:class:`LoopbackServer` speaks the OpenAI API (with optional :class:`Quirks` of
+self-hosted servers); :class:`AnthropicEmulator`, :class:`OllamaEmulator` and
+:class:`GeminiEmulator` speak those providers' own wire formats. All share scripted
+replies, seeded latency and :class:`Faults`, recording and counters
+(:class:`Emulator`). The ``loopback_server`` pytest fixture is registered automatically
+when the package is installed, and ``promptflow serve`` runs any of them on a port.
 """
 
-from promptflow_dsl.testing._server import (
-    Faults,
-    LoopbackServer,
-    RecordedRequest,
-    Reply,
-    ServerStats,
-    default_responder,
-)
+from promptflow_dsl.testing._anthropic import AnthropicEmulator
+from promptflow_dsl.testing._base import Emulator, Faults, RecordedRequest, Reply, ServerStats
+from promptflow_dsl.testing._gemini import GeminiEmulator
+from promptflow_dsl.testing._ollama import OllamaEmulator
+from promptflow_dsl.testing._quirks import Quirks
+from promptflow_dsl.testing._serve import PROVIDERS, instructions, make_emulator
+from promptflow_dsl.testing._server import LoopbackServer, default_responder
 
 __all__ = [
+    "AnthropicEmulator",
+    "Emulator",
     "Faults",
+    "GeminiEmulator",
     "LoopbackServer",
+    "OllamaEmulator",
+    "PROVIDERS",
+    "Quirks",
     "RecordedRequest",
     "Reply",
     "ServerStats",
     "default_responder",
+    "instructions",
+    "make_emulator",
 ]
