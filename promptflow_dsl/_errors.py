@@ -16,6 +16,7 @@
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
+    ├── RecipeFileError           a recipe file that is missing, fails to run, or has no recipe
     ├── StorageError              a file could not be written (a full disk, a size limit)
     ├── CredentialsInURLError     a model's api_base carries a user name or password
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
@@ -48,6 +49,7 @@ __all__ = [
     "ParseError",
     "PromptflowError",
     "ProviderError",
+    "RecipeFileError",
     "ReservedColumnError",
     "RunAbortedError",
     "StorageError",
@@ -193,6 +195,16 @@ class BudgetExhaustedError(PromptflowError):
 
 class OutputLockedError(PromptflowError):
     """Another run is writing the same output; one run at a time holds an output."""
+
+
+class RecipeFileError(PromptflowError):
+    """A recipe file is missing, raises while it runs (an import, a syntax error), or
+    defines no ``recipe``; ``line`` is the 1-based line at fault, if known."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class StorageError(PromptflowError, OSError):
