@@ -146,3 +146,34 @@ def test_export_formats():
     assert to_training_format("alpaca").run(ROWS).columns == ["instruction", "input", "output"]
     with pytest.raises(ValueError, match="style must be one of"):
         to_training_format("sharegpt")
+
+
+# The headers as written in the paper's code (yizhongw/self-instruct,
+# self_instruct/templates/instance_gen_template.py and clf_task_template.py), byte for byte.
+PAPER_GENERATION_HEADER = (
+    "Come up with examples for the following tasks. Try to generate multiple examples when "
+    "possible. If the task doesn't require additional input, you can generate the output "
+    "directly.\n\n"
+)
+PAPER_CLASSIFICATION_HEADER = (
+    "Given the classification task definition and the class labels, generate an input that "
+    "corresponds to each of the class labels. If the task doesn't require input, just "
+    "generate possible class labels.\n\n"
+)
+PAPER_IDENTIFY_HEADER = (
+    "Can the following task be regarded as a classification task with finite output labels?\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("classification", "header"),
+    [(False, PAPER_GENERATION_HEADER), (True, PAPER_CLASSIFICATION_HEADER)],
+)
+def test_instance_headers_are_the_papers(classification, header):
+    prompt = generate_instances.render("Sort the list.", classification, examples="")
+    assert prompt == f"{header}Task: Sort the list.\n"
+
+
+def test_identification_header_is_the_papers():
+    prompt = identify_classification.render("Sort the list.", examples=[])
+    assert prompt == f"{PAPER_IDENTIFY_HEADER}Task: Sort the list.\nIs it classification?"
