@@ -16,6 +16,7 @@
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
+    ├── OverrideError             a --set or --map that does not fit the recipe
     ├── RecipeFileError           a recipe file that is missing, fails to run, or has no recipe
     ├── StorageError              a file could not be written (a full disk, a size limit)
     ├── CredentialsInURLError     a model's api_base carries a user name or password
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidReplyError",
     "MissingColumnError",
     "OutputLockedError",
+    "OverrideError",
     "ParseError",
     "PromptflowError",
     "ProviderError",
@@ -195,6 +197,11 @@ class BudgetExhaustedError(PromptflowError):
 
 class OutputLockedError(PromptflowError):
     """Another run is writing the same output; one run at a time holds an output."""
+
+
+class OverrideError(PromptflowError, ValueError):
+    """A ``--set`` or ``--map`` names no step or attribute of the recipe, or a value of
+    the wrong type; nothing has run yet."""
 
 
 class RecipeFileError(PromptflowError):

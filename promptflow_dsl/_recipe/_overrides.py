@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._errors import PromptflowError
+from .._errors import OverrideError
 from .._model import OFFLINE_MODEL, Model
 from ._llm_step import TechniqueStep
 from ._loop import _Around, walk
@@ -57,7 +57,7 @@ def parse_override(text: str) -> Override:
         message = (
             f"--set {text!r}: write STEP.ATTRIBUTE=VALUE, e.g. self_instruct.num_instructions=3"
         )
-        raise PromptflowError(message)
+        raise OverrideError(message)
     try:
         value = json.loads(raw)
     except ValueError:
@@ -94,7 +94,7 @@ def apply_overrides(
                 f"--set {override.text!r}: the recipe has no step {override.step!r}; "
                 f"its steps are {', '.join(names)}"
             )
-            raise PromptflowError(message)
+            raise OverrideError(message)
     return recipe
 
 
@@ -133,26 +133,32 @@ def _assign(step: Step, override: Override, default_model: Model) -> Step:
 
 
 def _model(current: Model | None, default: Model, field_name: str, override: Override) -> Model:
-    if not field_name:  # STEP.model=NAME keeps the step's other model settings
-        if not isinstance(override.value, str) or not override.value.strip():
-            message = f"--set {override.text!r}: the model must be a model string"
-            raise PromptflowError(message)
-        return (
-            current.replace(name=override.value.strip())
-            if current
-            else Model(override.value.strip())
-        )
+    if not field_name:
+        return _renamed(current, default, override)
     if field_name == "api_key" or _holds_secret(field_name, override.value):
         message = (
             f"--set {override.step}.{override.attribute}: keys and credentials stay out of "
             "command lines (and provenance); set the provider's environment variable"
         )
-        raise PromptflowError(message)
+        raise OverrideError(message)
     fields = {f.name for f in dataclasses.fields(Model)} - {"name", "api_key"}
     if field_name not in fields:
         _unknown(override, sorted(f"model.{f}" for f in fields))
     value = _checked(override, _hints(Model)[field_name])
     return (current or default).replace(**{field_name: value})
+
+
+def _renamed(current: Model | None, default: Model, override: Override) -> Model:
+    """``STEP.model=NAME``: the step's other settings stay, and so does the run's server.
+
+    A model with no ``api_base`` of its own takes the run's (``--api-base``): the user
+    pointed the run at that server, not at the provider's public host.
+    """
+    if not isinstance(override.value, str) or not override.value.strip():
+        message = f"--set {override.text!r}: the model must be a model string"
+        raise OverrideError(message)
+    renamed = (current or default).replace(name=override.value.strip())
+    return renamed if renamed.api_base else renamed.replace(api_base=default.api_base)
 
 
 def _hints(owner: Any) -> dict[str, Any]:
@@ -186,7 +192,7 @@ def _checked(override: Override, annotation: Any) -> Any:
         message = (
             f"--set {override.text!r}: {override.attribute} cannot be set from the command line"
         )
-        raise PromptflowError(message) from None
+        raise OverrideError(message) from None
     try:
         return adapter.validate_python(override.value)
     except ValidationError as exc:
@@ -197,7 +203,7 @@ def _checked(override: Override, annotation: Any) -> Any:
                 pass
         reason = exc.errors()[0]["msg"]
         message = f"--set {override.text!r}: {reason}"
-        raise PromptflowError(message) from None
+        raise OverrideError(message) from None
 
 
 def _unknown(override: Override, known: list[str]) -> typing.NoReturn:
@@ -205,4 +211,4 @@ def _unknown(override: Override, known: list[str]) -> typing.NoReturn:
         f"--set {override.text!r}: step {override.step!r} has no attribute "
         f"{override.attribute!r}; it has {', '.join(known) or 'none'}"
     )
-    raise PromptflowError(message)
+    raise OverrideError(message)
