@@ -18,6 +18,7 @@ from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._interpreter import RetryPolicy  # noqa: E402
 from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
+    AttributeValueError,
     BudgetExhaustedError,
     CompositionError,
     CredentialsInURLError,
@@ -26,6 +27,7 @@ from ._errors import (  # noqa: E402
     InputTypeError,
     InvalidReplyError,
     MissingColumnError,
+    ModelSettingError,
     OutputLockedError,
     OverrideError,
     ParseError,
@@ -82,6 +84,7 @@ from .techniques import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributeValueError",
     "BudgetExhaustedError",
     "ClassificationVerdict",
     "CompositionError",
@@ -100,6 +103,7 @@ __all__ = [
     "MissingColumnError",
     "Mode",
     "Model",
+    "ModelSettingError",
     "NewInstructions",
     "OFFLINE_MODEL",
     "OutputLockedError",

@@ -6,6 +6,7 @@
     ├── CompositionError          a step needs a column that an earlier step removed
     ├── MissingColumnError        the input frame lacks a column the recipe needs
     ├── TemplateError             a prompt template names a variable with no value
+    ├── AttributeValueError       a technique attribute of the wrong type or out of its range
     ├── InputError                an input the recipe cannot use
     │   ├── InputTypeError        a technique input of the wrong type (a list where text goes)
     │   ├── ReservedColumnError   an input column named like a bookkeeping column, not one
@@ -20,6 +21,7 @@
     ├── RecipeFileError           a recipe file that is missing, fails to run, or has no recipe
     ├── StorageError              a file could not be written (a full disk, a size limit)
     ├── CredentialsInURLError     a model's api_base carries a user name or password
+    ├── ModelSettingError         a Model setting it cannot have (an unknown mode)
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
 Every error carries its context as attributes, and its message says what, where and what
@@ -38,6 +40,7 @@ from typing import Any
 from ._secrets import scrub
 
 __all__ = [
+    "AttributeValueError",
     "BudgetExhaustedError",
     "CompositionError",
     "InputError",
@@ -46,6 +49,7 @@ __all__ = [
     "CredentialsInURLError",
     "InvalidReplyError",
     "MissingColumnError",
+    "ModelSettingError",
     "OutputLockedError",
     "OverrideError",
     "ParseError",
@@ -101,6 +105,20 @@ class MissingColumnError(PromptflowError, KeyError):
 
 class TemplateError(PromptflowError, ValueError):
     """A prompt template uses a variable that was not given."""
+
+
+class AttributeValueError(PromptflowError, ValueError):
+    """A technique attribute has a value of the wrong type or out of its declared range
+    (``num_instructions=0``): raised when a step is built or a technique is called."""
+
+    def __init__(
+        self, message: str, *, technique: str, name: str, value: object, reason: str
+    ) -> None:
+        super().__init__(message)
+        self.technique = technique
+        self.name = name
+        self.value = value
+        self.reason = reason
 
 
 class InputError(PromptflowError, ValueError):
@@ -182,6 +200,11 @@ class ProviderError(PromptflowError):
 class CredentialsInURLError(PromptflowError, ValueError):
     """A model's ``api_base`` carries credentials; keys belong in ``api_key`` or the
     provider's environment variable, never in a URL that is logged and stored."""
+
+
+class ModelSettingError(PromptflowError, ValueError):
+    """A ``Model`` was given a setting it cannot have, such as an unknown ``mode``:
+    raised when the model is made, before any call."""
 
 
 class RunAbortedError(PromptflowError):

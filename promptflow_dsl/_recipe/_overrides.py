@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._errors import OverrideError
+from .._errors import AttributeValueError, OverrideError
 from .._model import OFFLINE_MODEL, Model
 from ._llm_step import TechniqueStep
 from ._loop import _Around, walk
@@ -117,8 +117,7 @@ def _assign(step: Step, override: Override, default_model: Model) -> Step:
         allowed = step.technique.attributes
         if override.attribute not in allowed:
             _unknown(override, [*sorted(allowed), "model", "model.FIELD"])
-        hints = _hints(step.technique._build)
-        value = _checked(override, hints.get(override.attribute, Any))
+        value = _checked_attribute(step, override)
         return dataclasses.replace(step, attributes={**step.attributes, override.attribute: value})
     fields: set[str] = set()
     if dataclasses.is_dataclass(step):
@@ -169,6 +168,21 @@ def _hints(owner: Any) -> dict[str, Any]:
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "header", "cookie")
+
+
+def _checked_attribute(step: TechniqueStep, override: Override) -> Any:
+    """The value as the technique checks it: its type and its declared range."""
+    technique, name = step.technique, override.attribute
+    try:
+        return technique.check_attributes({name: override.value})[name]
+    except AttributeValueError as exc:
+        if override.raw != override.value:  # JSON that was meant as text: `name=2024`
+            try:
+                return technique.check_attributes({name: override.raw})[name]
+            except AttributeValueError:
+                pass
+        message = f"--set {override.text!r}: {name} must be {exc.reason}"
+        raise OverrideError(message) from None
 
 
 def _holds_secret(field_name: str, value: Any) -> bool:
