@@ -195,6 +195,9 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
     click.echo(f"wrote {summary.rows_out} rows to {target} in {elapsed:.1f} s", err=True)
     if summary.stopped:
         click.echo(f"stopped: {summary.stopped}", err=True)
+    emptiness = _why_empty(summary)
+    if emptiness:
+        click.echo(f"warning: {emptiness}", err=True)
     if summary.rows_out and summary.failures == summary.rows_out:
         sys.exit(2)
     if max_failures is not None and summary.failures > max_failures:
@@ -203,6 +206,24 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
             err=True,
         )
         sys.exit(3)
+
+
+def _why_empty(summary: Any) -> str | None:
+    """Why an output holds no usable row, or None when it holds some."""
+    if summary.rows_in == 0:
+        return "the input has no rows, so the output has none; check --input and --limit"
+    if summary.rows_out == 0:
+        return (
+            f"all {summary.rows_in} input rows were removed by the recipe's filter or "
+            "select steps (rows a step failed on are removed too when a filter reads their "
+            "null outputs); the output has no rows"
+        )
+    if summary.failures == summary.rows_out:
+        return (
+            f"every one of the {summary.rows_out} rows failed (the first failure is above); "
+            "the output holds their errors"
+        )
+    return None
 
 
 @main.command()

@@ -1,0 +1,45 @@
+"""What the command says about outputs that are empty or that hold only failures."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from promptflow_dsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "self_instruct.py"
+DOCUMENTS = ROOT / "recipes" / "data" / "documents.jsonl"
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["run", *map(str, args)])
+
+
+def test_an_empty_input_says_so(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = _run(RECIPE, "-i", empty, "-o", tmp_path / "out.jsonl")
+    assert "warning: the input has no rows" in result.output
+
+
+def test_a_filter_that_removes_every_row_says_so(tmp_path):
+    recipe = tmp_path / "none.py"
+    recipe.write_text(
+        "import polars as pl\nfrom promptflow_dsl import filter, self_instruct\n"
+        "recipe = self_instruct.step() >> filter(pl.col('input') == 'nothing')\n"
+    )
+    result = _run(recipe, "-i", DOCUMENTS, "-o", tmp_path / "out.jsonl", "--limit", "2")
+    assert "warning: all 2 input rows were removed by the recipe's filter" in result.output
+
+
+def test_a_run_where_every_row_failed_says_so(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"input": null}\n{"input": null}\n')
+    result = _run(RECIPE, "-i", source, "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 2
+    assert "warning: every one of the 2 rows failed" in result.output
+
+
+def test_a_run_with_rows_gives_no_emptiness_warning(tmp_path):
+    result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "out.jsonl", "--limit", "1")
+    assert result.exit_code == 0 and "warning:" not in result.output
