@@ -20,6 +20,7 @@ from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
     AttributeValueError,
     BudgetExhaustedError,
+    ColumnOverwriteWarning,
     CompositionError,
     CredentialsInURLError,
     InputError,
@@ -87,6 +88,7 @@ __all__ = [
     "AttributeValueError",
     "BudgetExhaustedError",
     "ClassificationVerdict",
+    "ColumnOverwriteWarning",
     "CompositionError",
     "Contract",
     "CredentialsInURLError",

@@ -24,6 +24,8 @@
     ├── ModelSettingError         a Model setting it cannot have (an unknown mode)
     └── RunAbortedError           the first calls of a run nearly all failed: it stopped early
 
+Warnings: :class:`ColumnOverwriteWarning` (a step writes over a column the input has).
+
 Every error carries its context as attributes, and its message says what, where and what
 to do. API keys never appear in any message: every error masks the known secrets (see
 ``_secrets``) in its message and raw reply when it is made.
@@ -42,6 +44,7 @@ from ._secrets import scrub
 __all__ = [
     "AttributeValueError",
     "BudgetExhaustedError",
+    "ColumnOverwriteWarning",
     "CompositionError",
     "InputError",
     "InputFileError",
@@ -242,3 +245,8 @@ class StorageError(PromptflowError, OSError):
 
     What was finished before stays on disk, so the same run started again resumes.
     """
+
+
+class ColumnOverwriteWarning(UserWarning):
+    """A step writes a column the input already has (``instruction``, ``generation``):
+    the input's values are replaced. Rename one of them to keep both."""

@@ -43,3 +43,18 @@ def test_a_run_where_every_row_failed_says_so(tmp_path):
 def test_a_run_with_rows_gives_no_emptiness_warning(tmp_path):
     result = _run(RECIPE, "-i", DOCUMENTS, "-o", tmp_path / "out.jsonl", "--limit", "1")
     assert result.exit_code == 0 and "warning:" not in result.output
+
+
+def test_show_warns_of_a_step_that_writes_over_an_input_column(tmp_path):
+    recipe = tmp_path / "overwrite.py"
+    recipe.write_text(
+        "from promptflow_dsl import explode, self_instruct\n"
+        "recipe = self_instruct.step() >> explode('instructions', into='input')\n"
+    )
+    result = CliRunner().invoke(main, ["show", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert "warning: step 'explode' writes column 'input', which the input already has" in (
+        result.output
+    )
+    clean = CliRunner().invoke(main, ["show", str(RECIPE)])
+    assert "warning:" not in clean.output
