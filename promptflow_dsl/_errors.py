@@ -97,8 +97,9 @@ class MissingColumnError(PromptflowError, KeyError):
         self.existing = existing
         message = (
             f"step {step!r} needs column {column!r}, which the input does not have; "
-            f"it has {existing}. Rename a column or map the input with "
-            f".step(inputs={{...: {column!r}}})."
+            f"it has {existing}. Rename a column, or read the input from another column: "
+            f"--map {step}.PARAM=COLUMN on the command line, "
+            f".step(inputs={{PARAM: COLUMN}}) in Python."
         )
         super().__init__(message)
 

@@ -64,6 +64,14 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "text_generation.model.temperature=0.2.",
 )
 @click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="STEP.PARAM=COLUMN",
+    help="Read a technique input from another column (repeatable), e.g. "
+    "self_instruct.input=document.",
+)
+@click.option(
     "--api-base",
     default=None,
     help="Base URL of an OpenAI-compatible server (no credentials in it: the key goes in "
@@ -146,6 +154,7 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
 
     # A terminated run exits like an interrupted one: cleanups run, the scratch goes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    options["overrides"] = (*options["overrides"], *map(_as_override, options.pop("mappings")))
     try:
         if dry_run:
             from ._io.run_file import dry_run as rehearse
@@ -162,6 +171,12 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
             err=True,
         )
         sys.exit(130)
+
+
+def _as_override(mapping: str) -> str:
+    """``STEP.PARAM=COLUMN`` as the override ``STEP.inputs.PARAM=COLUMN``."""
+    step, _, rest = mapping.partition(".")
+    return f"{step}.inputs.{rest}"
 
 
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:

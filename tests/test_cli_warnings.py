@@ -58,3 +58,19 @@ def test_show_warns_of_a_step_that_writes_over_an_input_column(tmp_path):
     )
     clean = CliRunner().invoke(main, ["show", str(RECIPE)])
     assert "warning:" not in clean.output
+
+
+def test_map_reads_a_technique_input_from_another_column(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"document": "Owls hunt at night."}\n')
+    out = tmp_path / "out.jsonl"
+    missing = _run(RECIPE, "-i", source, "-o", out)
+    assert missing.exit_code == 1
+    assert "--map self_instruct.PARAM=COLUMN" in missing.output  # the hint names the CLI way
+    result = _run(RECIPE, "-i", source, "-o", out, "--map", "self_instruct.input=document")
+    assert result.exit_code == 0, result.output
+    assert "Owls hunt at night." in out.read_text()
+    wrong = _run(RECIPE, "-i", source, "-o", out, "--map", "self_instruct.text=document")
+    assert wrong.exit_code == 1 and "'text' is not an input of step 'self_instruct'" in (
+        wrong.output
+    )

@@ -3,7 +3,8 @@
 The CLI's ``--set`` uses them, so a recipe file can be tried with another model, more
 instructions or a stricter threshold without editing it. ``STEP`` is a step name (every
 step so named, inside loops too); ``ATTRIBUTE`` is a technique attribute, a field of a
-frame step, ``model``, or ``model.FIELD`` (``model.temperature``, ``model.max_tokens``, ...).
+frame step, ``model``, ``model.FIELD`` (``model.temperature``, ``model.max_tokens``, ...),
+or ``inputs.PARAM`` (the column a technique input is read from: the CLI's ``--map``).
 ``VALUE`` is read as JSON when it parses (``3``, ``0.5``, ``true``, ``["a"]``) and as text
 otherwise, then checked against the attribute's type.
 
@@ -109,6 +110,8 @@ def _map_steps(recipe: Recipe, change: Callable[[Step], Step]) -> Recipe:
 
 def _assign(step: Step, override: Override, default_model: Model) -> Step:
     head, _, field_name = override.attribute.partition(".")
+    if isinstance(step, TechniqueStep) and head == "inputs":
+        return _mapped(step, field_name, override)
     if isinstance(step, TechniqueStep) and head == "model":
         return dataclasses.replace(
             step, model=_model(step.model, default_model, field_name, override)
@@ -145,6 +148,21 @@ def _model(current: Model | None, default: Model, field_name: str, override: Ove
         _unknown(override, sorted(f"model.{f}" for f in fields))
     value = _checked(override, _hints(Model)[field_name])
     return (current or default).replace(**{field_name: value})
+
+
+def _mapped(step: TechniqueStep, name: str, override: Override) -> TechniqueStep:
+    """``STEP.inputs.PARAM=COLUMN`` (``--map STEP.PARAM=COLUMN``): read PARAM from COLUMN."""
+    inputs = step.technique.inputs
+    if name not in inputs:
+        message = (
+            f"--map {override.step}.{name}={override.raw}: {name!r} is not an input of "
+            f"step {override.step!r}; its inputs are {', '.join(inputs)}"
+        )
+        raise OverrideError(message)
+    if not override.raw.strip():
+        message = f"--map {override.step}.{name}=: name the column to read {name!r} from"
+        raise OverrideError(message)
+    return dataclasses.replace(step, columns={**step.columns, name: override.raw.strip()})
 
 
 def _renamed(current: Model | None, default: Model, override: Override) -> Model:
