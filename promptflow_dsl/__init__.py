@@ -18,7 +18,9 @@ from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._interpreter import RetryPolicy  # noqa: E402
 from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
+    AttributeValueError,
     BudgetExhaustedError,
+    ColumnOverwriteWarning,
     CompositionError,
     CredentialsInURLError,
     InputError,
@@ -26,10 +28,13 @@ from ._errors import (  # noqa: E402
     InputTypeError,
     InvalidReplyError,
     MissingColumnError,
+    ModelSettingError,
     OutputLockedError,
+    OverrideError,
     ParseError,
     PromptflowError,
     ProviderError,
+    RecipeFileError,
     ReservedColumnError,
     RunAbortedError,
     StorageError,
@@ -81,8 +86,10 @@ from .techniques import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributeValueError",
     "BudgetExhaustedError",
     "ClassificationVerdict",
+    "ColumnOverwriteWarning",
     "CompositionError",
     "Contract",
     "CredentialsInURLError",
@@ -99,14 +106,17 @@ __all__ = [
     "MissingColumnError",
     "Mode",
     "Model",
+    "ModelSettingError",
     "NewInstructions",
     "OFFLINE_MODEL",
     "OutputLockedError",
+    "OverrideError",
     "ParseError",
     "PromptProgram",
     "PromptflowError",
     "ProviderError",
     "Recipe",
+    "RecipeFileError",
     "ReplyCache",
     "ReservedColumnError",
     "RetryPolicy",

@@ -6,6 +6,7 @@
     ├── CompositionError          a step needs a column that an earlier step removed
     ├── MissingColumnError        the input frame lacks a column the recipe needs
     ├── TemplateError             a prompt template names a variable with no value
+    ├── AttributeValueError       a technique attribute of the wrong type or out of its range
     ├── InputError                an input the recipe cannot use
     │   ├── InputTypeError        a technique input of the wrong type (a list where text goes)
     │   ├── ReservedColumnError   an input column named like a bookkeeping column, not one
@@ -16,10 +17,15 @@
     ├── ProviderError             the provider call failed (HTTP status, timeout, auth, ...)
     ├── BudgetExhaustedError      max_cost_usd is spent: no new call is issued
     ├── OutputLockedError         another run holds the output
+    ├── OverrideError             a --set or --map that does not fit the recipe
+    ├── RecipeFileError           a recipe file that is missing, fails to run, or has no recipe
     ├── StorageError              a file could not be written (a full disk, a size limit)
     │   └── StorageFullError      the cache cannot store a reply: the run stops
     ├── CredentialsInURLError     a model's api_base carries a user name or password
+    ├── ModelSettingError         a Model setting it cannot have (an unknown mode)
     └── RunAbortedError           the latest calls nearly all failed at the provider: it stopped
+
+Warnings: :class:`ColumnOverwriteWarning` (a step writes over a column the input has).
 
 Every error carries its context as attributes, and its message says what, where and what
 to do. API keys never appear in any message: every error masks the known secrets (see
@@ -38,7 +44,9 @@ from typing import Any
 from ._secrets import scrub
 
 __all__ = [
+    "AttributeValueError",
     "BudgetExhaustedError",
+    "ColumnOverwriteWarning",
     "CompositionError",
     "InputError",
     "InputFileError",
@@ -46,10 +54,13 @@ __all__ = [
     "CredentialsInURLError",
     "InvalidReplyError",
     "MissingColumnError",
+    "ModelSettingError",
     "OutputLockedError",
+    "OverrideError",
     "ParseError",
     "PromptflowError",
     "ProviderError",
+    "RecipeFileError",
     "ReservedColumnError",
     "RunAbortedError",
     "StorageError",
@@ -89,8 +100,9 @@ class MissingColumnError(PromptflowError, KeyError):
         self.existing = existing
         message = (
             f"step {step!r} needs column {column!r}, which the input does not have; "
-            f"it has {existing}. Rename a column or map the input with "
-            f".step(inputs={{...: {column!r}}})."
+            f"it has {existing}. Rename a column, or read the input from another column: "
+            f"--map {step}.PARAM=COLUMN on the command line, "
+            f".step(inputs={{PARAM: COLUMN}}) in Python."
         )
         super().__init__(message)
 
@@ -100,6 +112,20 @@ class MissingColumnError(PromptflowError, KeyError):
 
 class TemplateError(PromptflowError, ValueError):
     """A prompt template uses a variable that was not given."""
+
+
+class AttributeValueError(PromptflowError, ValueError):
+    """A technique attribute has a value of the wrong type or out of its declared range
+    (``num_instructions=0``): raised when a step is built or a technique is called."""
+
+    def __init__(
+        self, message: str, *, technique: str, name: str, value: object, reason: str
+    ) -> None:
+        super().__init__(message)
+        self.technique = technique
+        self.name = name
+        self.value = value
+        self.reason = reason
 
 
 class InputError(PromptflowError, ValueError):
@@ -183,6 +209,11 @@ class CredentialsInURLError(PromptflowError, ValueError):
     provider's environment variable, never in a URL that is logged and stored."""
 
 
+class ModelSettingError(PromptflowError, ValueError):
+    """A ``Model`` was given a setting it cannot have, such as an unknown ``mode``:
+    raised when the model is made, before any call."""
+
+
 class RunAbortedError(PromptflowError):
     """A run stopped early because its first calls nearly all failed (a wrong key, a wrong
     model name, a server that is down), rather than spend its way through the dataset."""
@@ -196,6 +227,21 @@ class BudgetExhaustedError(PromptflowError):
 
 class OutputLockedError(PromptflowError):
     """Another run is writing the same output; one run at a time holds an output."""
+
+
+class OverrideError(PromptflowError, ValueError):
+    """A ``--set`` or ``--map`` names no step or attribute of the recipe, or a value of
+    the wrong type; nothing has run yet."""
+
+
+class RecipeFileError(PromptflowError):
+    """A recipe file is missing, raises while it runs (an import, a syntax error), or
+    defines no ``recipe``; ``line`` is the 1-based line at fault, if known."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class StorageError(PromptflowError, OSError):
@@ -215,3 +261,8 @@ class StorageFullError(StorageError):
     def __init__(self, message: str, *, path: Path) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ColumnOverwriteWarning(UserWarning):
+    """A step writes a column the input already has (``instruction``, ``generation``):
+    the input's values are replaced. Rename one of them to keep both."""

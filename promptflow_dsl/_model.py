@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from ._errors import CredentialsInURLError
+from ._errors import CredentialsInURLError, ModelSettingError
 from ._secrets import (
     credentials_in_url,
     is_secret_name,
@@ -63,6 +63,12 @@ class Model:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in get_args(Mode):
+            message = (
+                f"Model({self.name!r}): mode {self.mode!r} is not one of "
+                f"{', '.join(get_args(Mode))}; or leave it None to let the provider decide"
+            )
+            raise ModelSettingError(message)
         if self.api_base is not None and credentials_in_url(self.api_base):
             message = (
                 f"Model({self.name!r}): api_base {without_credentials(self.api_base)} must "

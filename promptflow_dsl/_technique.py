@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from ._engine._driver import Sequence, drive, single
-from ._errors import InputTypeError, ParseError
+from ._errors import AttributeValueError, InputTypeError, ParseError
 from ._model import Model
 from ._program import Decoding, Message, PromptProgram
+from ._sized import sized_parser, sized_result
 
 if TYPE_CHECKING:
     from ._engine._cache import ReplyCache
@@ -101,7 +102,62 @@ class Technique(Generic[R]):
         for name, check in self._input_checks.items():
             if name in bound.arguments:
                 bound.arguments[name] = self._checked(name, bound.arguments[name], check)
+        bound.arguments.update(
+            self.check_attributes(
+                {n: v for n, v in bound.arguments.items() if n in self.attributes}
+            )
+        )
         return bound
+
+    def check_attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes, validated against their annotations and declared ranges.
+
+        A range is declared in the annotation, the pydantic way
+        (``num_instructions: Annotated[int, Field(ge=1)] = 5``). Raises
+        :class:`AttributeValueError` naming the attribute; names that are not attributes
+        pass through unchecked (the signature rejects them).
+
+        >>> from promptflow_dsl import AttributeValueError, self_instruct
+        >>> try:
+        ...     self_instruct.check_attributes({"num_instructions": 0})
+        ... except AttributeValueError as exc:
+        ...     print(exc.reason)
+        greater than or equal to 1
+        """
+        checked = dict(attributes)
+        for name, value in attributes.items():
+            check = self._attribute_checks.get(name)
+            if check is None:
+                continue
+            try:
+                checked[name] = check.validate_python(value)
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"].removeprefix("Input should be ")
+                message = (
+                    f"{self.name}: attribute {name!r} must be {reason}, got "
+                    f"{type(value).__name__} {reprlib.repr(value)}"
+                )
+                raise AttributeValueError(
+                    message, technique=self.name, name=name, value=value, reason=reason
+                ) from None
+        return checked
+
+    @functools.cached_property
+    def _attribute_checks(self) -> dict[str, TypeAdapter[Any]]:
+        """A validator per annotated attribute (ranges kept: ``include_extras``)."""
+        try:
+            hints = typing.get_type_hints(self._build, include_extras=True)
+        except (NameError, TypeError):  # annotations only a type checker can resolve
+            return {}
+        checks = {}
+        for name in self.attributes:
+            if hints.get(name, Any) is Any:
+                continue
+            try:
+                checks[name] = TypeAdapter(hints[name])
+            except PydanticUserError:  # a type pydantic cannot check (a callable, say)
+                continue
+        return checks
 
     @functools.cached_property
     def input_types(self) -> dict[str, Any]:
@@ -157,16 +213,22 @@ class Technique(Generic[R]):
                 None,
                 tuple(Message(role=m["role"], content=m["content"]) for m in built),
             )
+        sizes = {name: self._attribute(bound, attr) for name, attr in self._sizes.items()}
+        result_type = self.result_type
+        parser = self.parser
+        if sizes:  # the schema asks for the count; extras are cut, a short list is kept
+            result_type = sized_result(result_type, tuple(sorted(sizes.items())))
+            parser = sized_parser(parser, result_type) if parser else None
         return PromptProgram(
-            self.result_type,
+            result_type,
             messages=messages,
             prompt=prompt,
-            parser=self.parser,
+            parser=parser,
             formatter=self.formatter,
             decoding="text" if prompt is not None else self.decoding,
             params=self.params,
             subject=" ".join(v for v in bound.arguments.values() if isinstance(v, str)),
-            sizes={name: self._attribute(bound, attr) for name, attr in self._sizes.items()},
+            sizes=sizes,
         )
 
     def _attribute(self, bound: Any, name: str) -> Any:
@@ -245,7 +307,8 @@ class Technique(Generic[R]):
         """
         from ._recipe._llm_step import TechniqueStep
 
-        return TechniqueStep.build(self, model=model, inputs=inputs or {}, attributes=attributes)
+        checked = self.check_attributes(attributes)  # a bad value fails here, not every row
+        return TechniqueStep.build(self, model=model, inputs=inputs or {}, attributes=checked)
 
 
 _NUMBERS_AS_TEXT = ConfigDict(coerce_numbers_to_str=True)

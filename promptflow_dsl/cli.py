@@ -64,6 +64,14 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "text_generation.model.temperature=0.2.",
 )
 @click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="STEP.PARAM=COLUMN",
+    help="Read a technique input from another column (repeatable), e.g. "
+    "self_instruct.input=document.",
+)
+@click.option(
     "--api-base",
     default=None,
     help="Base URL of an OpenAI-compatible server (no credentials in it: the key goes in "
@@ -146,6 +154,7 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
 
     # A terminated run exits like an interrupted one: cleanups run, the scratch goes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    options["overrides"] = (*options["overrides"], *map(_as_override, options.pop("mappings")))
     try:
         if dry_run:
             from ._io.run_file import dry_run as rehearse
@@ -162,6 +171,12 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
             err=True,
         )
         sys.exit(130)
+
+
+def _as_override(mapping: str) -> str:
+    """``STEP.PARAM=COLUMN`` as the override ``STEP.inputs.PARAM=COLUMN``."""
+    step, _, rest = mapping.partition(".")
+    return f"{step}.inputs.{rest}"
 
 
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
@@ -195,6 +210,9 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
     click.echo(f"wrote {summary.rows_out} rows to {target} in {elapsed:.1f} s", err=True)
     if summary.stopped:
         click.echo(f"stopped: {summary.stopped}", err=True)
+    emptiness = _why_empty(summary)
+    if emptiness:
+        click.echo(f"warning: {emptiness}", err=True)
     if summary.rows_out and summary.failures == summary.rows_out:
         sys.exit(2)
     if max_failures is not None and summary.failures > max_failures:
@@ -203,6 +221,24 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
             err=True,
         )
         sys.exit(3)
+
+
+def _why_empty(summary: Any) -> str | None:
+    """Why an output holds no usable row, or None when it holds some."""
+    if summary.rows_in == 0:
+        return "the input has no rows, so the output has none; check --input and --limit"
+    if summary.rows_out == 0:
+        return (
+            f"all {summary.rows_in} input rows were removed by the recipe's filter or "
+            "select steps (rows a step failed on are removed too when a filter reads their "
+            "null outputs); the output has no rows"
+        )
+    if summary.failures == summary.rows_out:
+        return (
+            f"every one of the {summary.rows_out} rows failed (the first failure is above); "
+            "the output holds their errors"
+        )
+    return None
 
 
 @main.command()

@@ -63,5 +63,5 @@ recipe = (
     >> explode("instances", into="instance")
     >> filter(pl.col("instance").is_not_null())
     >> unnest("instance", fields=("input", "output"))
-    >> to_training_format("prompt_completion")
+    >> to_training_format("prompt_completion", input="input")
 )

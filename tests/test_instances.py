@@ -132,17 +132,84 @@ ROWS = pl.DataFrame(
 
 
 def test_export_formats():
-    paper = to_training_format().run(ROWS).to_dicts()
+    paper = to_training_format(input="input").run(ROWS).to_dicts()
     assert paper == [
         {"prompt": "Add the numbers.\n\n2, 3\n\n", "completion": "5<|endoftext|>"},
         {"prompt": "Name a colour.\n\n", "completion": "Blue<|endoftext|>"},
     ]
-    chat = to_training_format("chat", system_prompt="Be brief.").run(ROWS)["messages"].to_list()
+    chat = to_training_format("chat", input="input", system_prompt="Be brief.").run(ROWS)
+    chat = chat["messages"].to_list()
     assert chat[0] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Add the numbers.\n\n2, 3"},
         {"role": "assistant", "content": "5"},
     ]
     assert to_training_format("alpaca").run(ROWS).columns == ["instruction", "input", "output"]
+    assert to_training_format("alpaca").run(ROWS)["input"].to_list() == ["", ""]  # not mapped
     with pytest.raises(ValueError, match="style must be one of"):
         to_training_format("sharegpt")
+
+
+# The headers as written in the paper's code (yizhongw/self-instruct,
+# self_instruct/templates/instance_gen_template.py and clf_task_template.py), byte for byte.
+PAPER_GENERATION_HEADER = (
+    "Come up with examples for the following tasks. Try to generate multiple examples when "
+    "possible. If the task doesn't require additional input, you can generate the output "
+    "directly.\n\n"
+)
+PAPER_CLASSIFICATION_HEADER = (
+    "Given the classification task definition and the class labels, generate an input that "
+    "corresponds to each of the class labels. If the task doesn't require input, just "
+    "generate possible class labels.\n\n"
+)
+PAPER_IDENTIFY_HEADER = (
+    "Can the following task be regarded as a classification task with finite output labels?\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("classification", "header"),
+    [(False, PAPER_GENERATION_HEADER), (True, PAPER_CLASSIFICATION_HEADER)],
+)
+def test_instance_headers_are_the_papers(classification, header):
+    prompt = generate_instances.render("Sort the list.", classification, examples="")
+    assert prompt == f"{header}Task: Sort the list.\n"
+
+
+def test_identification_header_is_the_papers():
+    prompt = identify_classification.render("Sort the list.", examples=[])
+    assert prompt == f"{PAPER_IDENTIFY_HEADER}Task: Sort the list.\nIs it classification?"
+
+
+SELF_INSTRUCT_OUTPUT = pl.DataFrame(
+    {
+        "input": ["Owls hunt at night. They hear very well."],
+        "instruction": ["Why do owls hunt at night?"],
+        "generation": ["Their prey is active then."],
+        "model_name": ["mock"],
+    }
+)
+
+
+@pytest.mark.parametrize("style", ["prompt_completion", "chat", "alpaca"])
+def test_export_reads_only_the_mapped_columns_of_the_bundled_output(style):
+    from promptflow_dsl import rename
+
+    mapped = to_training_format(style, output="generation").run(SELF_INSTRUCT_OUTPUT)
+    renamed = (rename(generation="output") >> to_training_format(style)).run(SELF_INSTRUCT_OUTPUT)
+    for out in (mapped, renamed):
+        text = str(out.to_dicts())
+        assert "Why do owls hunt at night?" in text and "Their prey is active then." in text
+        assert "Owls hunt at night. They" not in text  # the document was never mapped
+
+
+def test_export_of_the_bundled_self_instruct_recipe_offline():
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    recipe = runpy.run_path(str(root / "recipes" / "self_instruct.py"))["recipe"]
+    documents = pl.read_ndjson(root / "recipes" / "data" / "documents.jsonl").head(1)
+    out = (recipe >> to_training_format("chat", output="generation")).run(documents, model="mock")
+    users = [m[0]["content"] for m in out["messages"].to_list()]
+    assert users and all(documents["input"][0] not in user for user in users)

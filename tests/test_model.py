@@ -29,3 +29,11 @@ def test_offline_model_is_recognised_and_pickles():
     assert Model("mock").is_offline
     assert not Model("openai/mock").is_offline
     assert pickle.loads(pickle.dumps(Model("mock"))) == Model("mock")
+
+
+def test_an_unknown_mode_fails_when_the_model_is_made():
+    from promptflow_dsl import Model, ModelSettingError
+
+    with pytest.raises(ModelSettingError, match="mode 'strict_json' is not one of tools, json"):
+        Model("openai/gpt-4o-mini", mode="strict_json")  # type: ignore[arg-type]
+    assert Model("openai/gpt-4o-mini", mode="json_schema").mode == "json_schema"

@@ -127,3 +127,29 @@ def test_a_recipe_fails_only_the_rows_with_values_of_the_wrong_type():
     assert out["instructions"][1].len() == 2  # the number was read as the text "7"
     assert errors[2]["type"] == "InputTypeError" and errors[2]["attempts"] == 0
     assert "input 'input' must be a valid string, got list ['a', 'list']" in errors[2]["message"]
+
+
+@pytest.mark.parametrize("value", [0, -2, "x", 2.5])
+def test_attributes_are_checked_when_a_step_is_built_and_when_called(value):
+    from promptflow_dsl import AttributeValueError
+
+    with pytest.raises(AttributeValueError, match="attribute 'num_instructions' must be"):
+        self_instruct.step(num_instructions=value)
+    with pytest.raises(AttributeValueError, match="attribute 'num_instructions' must be"):
+        self_instruct("A document.", model="mock", num_instructions=value)
+
+
+def test_a_range_declared_in_a_users_own_technique_is_checked():
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from promptflow_dsl import AttributeValueError
+
+    @technique(result=Echo)
+    def shout(message: str, *, times: Annotated[int, Field(ge=1, le=3)] = 1) -> list:
+        return [{"role": "user", "content": message * times}]
+
+    assert shout.render("a", times=3)[0]["content"] == "aaa"
+    with pytest.raises(AttributeValueError, match="less than or equal to 3"):
+        shout.step(times=4)

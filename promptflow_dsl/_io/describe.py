@@ -11,6 +11,7 @@ input columns: input (read by self_instruct)
 from __future__ import annotations
 
 from .._recipe._llm_step import TechniqueStep
+from .._recipe._overwrites import overwrite_warnings
 from .._recipe._recipe import Recipe
 from .._recipe._step import BOOKKEEPING_COLUMNS, Step
 from .._schema import polars_schema
@@ -56,4 +57,5 @@ def describe_recipe(recipe: Recipe) -> str:
         lines.append(f"    {previous} --> {shape}")
         previous = node
     lines += [f"    {previous} --> output[(output)]", "```"]
+    lines += [f"warning: {line}" for line in overwrite_warnings(recipe.steps)]
     return "\n".join(lines)

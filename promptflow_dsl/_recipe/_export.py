@@ -1,16 +1,31 @@
 """``to_training_format``: instruction/input/output rows as fine-tuning data.
 
+It reads three columns, named by keyword: ``instruction`` (default ``"instruction"``),
+``output`` (default ``"output"``) and ``input`` (default: none). Only the columns you map
+go into a prompt: a document left in the frame stays out unless you pass
+``input="document"``. For the bundled recipes' outputs:
+
+================================  =================================================
+recipe                            export
+================================  =================================================
+``recipes/self_instruct.py``      ``to_training_format("chat", output="generation")``
+``dataset_instruction_response``  ``to_training_format("chat", output="response")``
+``recipes/self_instruct_bootstrap.py``  ``to_training_format(input="input")``
+================================  =================================================
+
 Styles:
 - ``"prompt_completion"``: the Self-Instruct paper's format: the prompt is the
   instruction, a blank line, and the input with a blank line when there is one; the
   completion is the output and an end token.
 - ``"chat"``: ``messages``, a list of role/content structs (system, user, assistant).
-- ``"alpaca"``: ``instruction``, ``input``, ``output``.
+- ``"alpaca"``: ``instruction``, ``input``, ``output`` (``input`` empty when unmapped).
 
 >>> import polars as pl
 >>> rows = pl.DataFrame({"instruction": ["Add."], "input": ["2, 3"], "output": ["5"]})
->>> to_training_format("prompt_completion").run(rows).row(0)
+>>> to_training_format("prompt_completion", input="input").run(rows).row(0)
 ('Add.\\n\\n2, 3\\n\\n', '5<|endoftext|>')
+>>> to_training_format("prompt_completion").run(rows).row(0)  # input not mapped: left out
+('Add.\\n\\n', '5<|endoftext|>')
 """
 
 from __future__ import annotations
@@ -37,17 +52,21 @@ _OUTPUTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, repr=False)
 class TrainingFormat(Step):
-    """Rows of instruction, input and output, in one fine-tuning format."""
+    """Rows of instruction, (mapped) input and output, in one fine-tuning format."""
 
     style: Style
     system_prompt: str | None
     end_token: str
+    instruction: str = "instruction"
+    output: str = "output"
+    input: str | None = None
     name: str = "to_training_format"
 
     @property
     def contract(self) -> Contract:
+        mapped = {self.instruction, self.output} | ({self.input} if self.input else set())
         return Contract(
-            needs=frozenset({"instruction", "input", "output"}),
+            needs=frozenset(mapped),
             adds=_OUTPUTS[self.style],
             keeps_only=_OUTPUTS[self.style],
         )
@@ -55,16 +74,21 @@ class TrainingFormat(Step):
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
         import polars as pl
 
-        instruction = pl.col("instruction").str.strip_chars()
-        given = pl.col("input").fill_null("").str.strip_chars()
-        output = pl.col("output").str.strip_chars()
+        instruction = pl.col(self.instruction).str.strip_chars()
+        given = (
+            pl.col(self.input).cast(pl.String).fill_null("").str.strip_chars()
+            if self.input
+            else pl.lit("")
+        )
+        output = pl.col(self.output).str.strip_chars()
         if self.style == "alpaca":
-            return frame.select(instruction, given.alias("input"), output)
+            return frame.select(
+                instruction.alias("instruction"), given.alias("input"), output.alias("output")
+            )
         user = pl.when(given != "").then(instruction + "\n\n" + given).otherwise(instruction)
         if self.style == "prompt_completion":
-            prompt = pl.when(given != "").then(user + "\n\n").otherwise(instruction + "\n\n")
             return frame.select(
-                prompt.alias("prompt"), (output + self.end_token).alias("completion")
+                (user + "\n\n").alias("prompt"), (output + self.end_token).alias("completion")
             )
 
         turns = [chat_turn("user", user), chat_turn("assistant", output)]
@@ -76,11 +100,18 @@ class TrainingFormat(Step):
 def to_training_format(
     style: Style = "prompt_completion",
     *,
+    instruction: str = "instruction",
+    output: str = "output",
+    input: str | None = None,  # noqa: A002 - the name of the column's role in the formats
     system_prompt: str | None = None,
     end_token: str = "<|endoftext|>",
 ) -> TrainingFormat:
-    """Turn instruction/input/output rows into fine-tuning data of the given *style*."""
+    """Turn instruction/input/output rows into fine-tuning data of the given *style*.
+
+    *instruction*, *output* and *input* name the columns to read; the input is read only
+    when named, so no other column ever reaches a prompt.
+    """
     if style not in _OUTPUTS:
         message = f"style must be one of {sorted(_OUTPUTS)}, not {style!r}"
         raise ValueError(message)
-    return TrainingFormat(style, system_prompt, end_token)
+    return TrainingFormat(style, system_prompt, end_token, instruction, output, input)

@@ -3,7 +3,8 @@
 The CLI's ``--set`` uses them, so a recipe file can be tried with another model, more
 instructions or a stricter threshold without editing it. ``STEP`` is a step name (every
 step so named, inside loops too); ``ATTRIBUTE`` is a technique attribute, a field of a
-frame step, ``model``, or ``model.FIELD`` (``model.temperature``, ``model.max_tokens``, ...).
+frame step, ``model``, ``model.FIELD`` (``model.temperature``, ``model.max_tokens``, ...),
+or ``inputs.PARAM`` (the column a technique input is read from: the CLI's ``--map``).
 ``VALUE`` is read as JSON when it parses (``3``, ``0.5``, ``true``, ``["a"]``) and as text
 otherwise, then checked against the attribute's type.
 
@@ -24,7 +25,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._errors import PromptflowError
+from .._errors import AttributeValueError, OverrideError
 from .._model import OFFLINE_MODEL, Model
 from ._llm_step import TechniqueStep
 from ._loop import _Around, walk
@@ -57,7 +58,7 @@ def parse_override(text: str) -> Override:
         message = (
             f"--set {text!r}: write STEP.ATTRIBUTE=VALUE, e.g. self_instruct.num_instructions=3"
         )
-        raise PromptflowError(message)
+        raise OverrideError(message)
     try:
         value = json.loads(raw)
     except ValueError:
@@ -94,7 +95,7 @@ def apply_overrides(
                 f"--set {override.text!r}: the recipe has no step {override.step!r}; "
                 f"its steps are {', '.join(names)}"
             )
-            raise PromptflowError(message)
+            raise OverrideError(message)
     return recipe
 
 
@@ -109,6 +110,8 @@ def _map_steps(recipe: Recipe, change: Callable[[Step], Step]) -> Recipe:
 
 def _assign(step: Step, override: Override, default_model: Model) -> Step:
     head, _, field_name = override.attribute.partition(".")
+    if isinstance(step, TechniqueStep) and head == "inputs":
+        return _mapped(step, field_name, override)
     if isinstance(step, TechniqueStep) and head == "model":
         return dataclasses.replace(
             step, model=_model(step.model, default_model, field_name, override)
@@ -117,8 +120,7 @@ def _assign(step: Step, override: Override, default_model: Model) -> Step:
         allowed = step.technique.attributes
         if override.attribute not in allowed:
             _unknown(override, [*sorted(allowed), "model", "model.FIELD"])
-        hints = _hints(step.technique._build)
-        value = _checked(override, hints.get(override.attribute, Any))
+        value = _checked_attribute(step, override)
         return dataclasses.replace(step, attributes={**step.attributes, override.attribute: value})
     fields: set[str] = set()
     if dataclasses.is_dataclass(step):
@@ -133,26 +135,47 @@ def _assign(step: Step, override: Override, default_model: Model) -> Step:
 
 
 def _model(current: Model | None, default: Model, field_name: str, override: Override) -> Model:
-    if not field_name:  # STEP.model=NAME keeps the step's other model settings
-        if not isinstance(override.value, str) or not override.value.strip():
-            message = f"--set {override.text!r}: the model must be a model string"
-            raise PromptflowError(message)
-        return (
-            current.replace(name=override.value.strip())
-            if current
-            else Model(override.value.strip())
-        )
+    if not field_name:
+        return _renamed(current, default, override)
     if field_name == "api_key" or _holds_secret(field_name, override.value):
         message = (
             f"--set {override.step}.{override.attribute}: keys and credentials stay out of "
             "command lines (and provenance); set the provider's environment variable"
         )
-        raise PromptflowError(message)
+        raise OverrideError(message)
     fields = {f.name for f in dataclasses.fields(Model)} - {"name", "api_key"}
     if field_name not in fields:
         _unknown(override, sorted(f"model.{f}" for f in fields))
     value = _checked(override, _hints(Model)[field_name])
     return (current or default).replace(**{field_name: value})
+
+
+def _mapped(step: TechniqueStep, name: str, override: Override) -> TechniqueStep:
+    """``STEP.inputs.PARAM=COLUMN`` (``--map STEP.PARAM=COLUMN``): read PARAM from COLUMN."""
+    inputs = step.technique.inputs
+    if name not in inputs:
+        message = (
+            f"--map {override.step}.{name}={override.raw}: {name!r} is not an input of "
+            f"step {override.step!r}; its inputs are {', '.join(inputs)}"
+        )
+        raise OverrideError(message)
+    if not override.raw.strip():
+        message = f"--map {override.step}.{name}=: name the column to read {name!r} from"
+        raise OverrideError(message)
+    return dataclasses.replace(step, columns={**step.columns, name: override.raw.strip()})
+
+
+def _renamed(current: Model | None, default: Model, override: Override) -> Model:
+    """``STEP.model=NAME``: the step's other settings stay, and so does the run's server.
+
+    A model with no ``api_base`` of its own takes the run's (``--api-base``): the user
+    pointed the run at that server, not at the provider's public host.
+    """
+    if not isinstance(override.value, str) or not override.value.strip():
+        message = f"--set {override.text!r}: the model must be a model string"
+        raise OverrideError(message)
+    renamed = (current or default).replace(name=override.value.strip())
+    return renamed if renamed.api_base else renamed.replace(api_base=default.api_base)
 
 
 def _hints(owner: Any) -> dict[str, Any]:
@@ -163,6 +186,21 @@ def _hints(owner: Any) -> dict[str, Any]:
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "header", "cookie")
+
+
+def _checked_attribute(step: TechniqueStep, override: Override) -> Any:
+    """The value as the technique checks it: its type and its declared range."""
+    technique, name = step.technique, override.attribute
+    try:
+        return technique.check_attributes({name: override.value})[name]
+    except AttributeValueError as exc:
+        if override.raw != override.value:  # JSON that was meant as text: `name=2024`
+            try:
+                return technique.check_attributes({name: override.raw})[name]
+            except AttributeValueError:
+                pass
+        message = f"--set {override.text!r}: {name} must be {exc.reason}"
+        raise OverrideError(message) from None
 
 
 def _holds_secret(field_name: str, value: Any) -> bool:
@@ -186,7 +224,7 @@ def _checked(override: Override, annotation: Any) -> Any:
         message = (
             f"--set {override.text!r}: {override.attribute} cannot be set from the command line"
         )
-        raise PromptflowError(message) from None
+        raise OverrideError(message) from None
     try:
         return adapter.validate_python(override.value)
     except ValidationError as exc:
@@ -197,7 +235,7 @@ def _checked(override: Override, annotation: Any) -> Any:
                 pass
         reason = exc.errors()[0]["msg"]
         message = f"--set {override.text!r}: {reason}"
-        raise PromptflowError(message) from None
+        raise OverrideError(message) from None
 
 
 def _unknown(override: Override, known: list[str]) -> typing.NoReturn:
@@ -205,4 +243,4 @@ def _unknown(override: Override, known: list[str]) -> typing.NoReturn:
         f"--set {override.text!r}: step {override.step!r} has no attribute "
         f"{override.attribute!r}; it has {', '.join(known) or 'none'}"
     )
-    raise PromptflowError(message)
+    raise OverrideError(message)

@@ -24,7 +24,7 @@ import hashlib
 import random
 import re
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -371,7 +371,7 @@ def _outputs(attributes: Mapping[str, Any]) -> list[str]:
 def evol_instruct(
     instruction: str,
     *,
-    num_evolutions: int = 1,
+    num_evolutions: Annotated[int, Field(ge=1)] = 1,
     store_evolutions: bool = False,
     generate_answers: bool = False,
     include_original_instruction: bool = False,

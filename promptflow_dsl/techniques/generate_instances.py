@@ -39,10 +39,11 @@ GENERATION_HEADER = (
     "possible. If the task doesn't require additional input, you can generate the output "
     "directly.\n\n"
 )
+# Both headers are the paper's, byte for byte (its templates/instance_gen_template.py).
 CLASSIFICATION_HEADER = (
     "Given the classification task definition and the class labels, generate an input that "
     "corresponds to each of the class labels. If the task doesn't require input, just "
-    "generate the correct class label.\n\n"
+    "generate possible class labels.\n\n"
 )
 GENERATION_EXAMPLES = (
     "Task: Add the two numbers.\nExample 1\nInput: 4, 9\nOutput: 13\n"

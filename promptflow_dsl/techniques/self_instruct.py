@@ -12,6 +12,7 @@ InstructionList(instructions=['Explain tides.', 'Why is the sky blue?'])
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,7 +108,7 @@ def self_instruct(
     input: str,  # noqa: A002 - the column name the seeds use
     system_prompt: str | None = None,
     *,
-    num_instructions: int = 5,
+    num_instructions: Annotated[int, Field(ge=1)] = 5,
     criteria_for_query_generation: str = DEFAULT_CRITERIA,
     application_description: str = "AI assistant",
 ) -> list[Message]:

@@ -1,0 +1,67 @@
+"""The count a prompt asks for, enforced where the provider can: through the loopback server."""
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from promptflow_dsl import Model, explode, self_instruct
+from promptflow_dsl.cli import main
+from promptflow_dsl.testing import LoopbackServer
+
+
+def _model(server, **options):
+    return Model("openai/test-model", api_base=server.api_base, api_key="sk-test", **options)
+
+
+@pytest.mark.parametrize("mode", ["tools", "json_schema"])
+def test_the_schema_asks_for_the_count(mode):
+    with LoopbackServer() as server:
+        server.script([{"instructions": ["One?", "Two?", "Three?"]}])
+        result = self_instruct("Owls.", model=_model(server, mode=mode), num_instructions=3)
+        assert result.instructions == ["One?", "Two?", "Three?"]
+        sent = str(server.requests[0].body)
+    assert "'minItems': 3" in sent and "'maxItems': 3" in sent
+
+
+@pytest.mark.parametrize("decoding", ["structured", "text"])
+def test_extras_are_cut_and_a_short_list_is_kept(decoding):
+    mode = "text" if decoding == "text" else "tools"
+    four = ["One?", "Two?", "Three?", "Four?"]
+    reply = "\n".join(four) if decoding == "text" else {"instructions": four}
+    short = "\n".join(four[:2]) if decoding == "text" else {"instructions": four[:2]}
+    with LoopbackServer() as server:
+        server.script([reply, short])
+        model = _model(server, mode=mode)
+        cut = self_instruct("Owls.", model=model, num_instructions=3, cache=False)
+        kept = self_instruct("Owls.", model=model, num_instructions=3, cache=False)
+    assert cut.instructions == four[:3]
+    assert kept.instructions == four[:2]
+
+
+def test_a_recipe_row_gets_the_count_it_asked_for():
+    with LoopbackServer() as server:
+        server.script([{"instructions": ["A?", "B?", "C?", "D?", "E?"]}])
+        recipe = self_instruct.step(num_instructions=2) >> explode("instructions", into="q")
+        out = recipe.run(pl.DataFrame({"input": ["Owls."]}), model=_model(server), cache=False)
+    assert out["q"].to_list() == ["A?", "B?"]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "x"])
+def test_set_checks_the_range_before_any_call(tmp_path, value):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(
+        main,
+        [
+            "run", str(root / "recipes" / "self_instruct.py"),
+            "-i", str(root / "recipes" / "data" / "documents.jsonl"),
+            "-o", str(tmp_path / "out.jsonl"),
+            "--set", f"self_instruct.num_instructions={value}",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"--set 'self_instruct.num_instructions={value}': num_instructions must be" in (
+        result.output
+    )
+    assert not (tmp_path / "out.jsonl").exists()
