@@ -7,6 +7,7 @@ import tempfile
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 # Tests never touch the user's cache: each session gets its own.
 os.environ["PROMPTFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="promptflow-test-cache-")
 atexit.register(shutil.rmtree, os.environ["PROMPTFLOW_CACHE_DIR"], ignore_errors=True)

@@ -81,8 +81,8 @@ class ProgressDisplay:
         self._stream = stream if stream is not None else sys.stderr
         self._interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
         self._steps: dict[str, StepProgress] = {}
-        self._started = time.monotonic()
-        self._shown = 0.0
+        self._started = self._shown = time.monotonic()  # a short run prints nothing
+        self._said = False
         self._waiting: str | None = None
         self._progress: Any = None
         self._notebook: Any = None
@@ -150,7 +150,7 @@ class ProgressDisplay:
         now = time.monotonic()
         if not force and now - self._shown < self._interval_s:
             return
-        self._shown = now
+        self._shown, self._said = now, True
         if self._notebook is not None:
             self._notebook.update(self.line())
         else:
@@ -166,7 +166,7 @@ class ProgressDisplay:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
-        elif self._steps and (self._notebook is not None or self._shown):
+        elif self._steps and (self._notebook is not None or self._said):
             self._show(force=True)  # the last word, for a log that showed the run
 
 

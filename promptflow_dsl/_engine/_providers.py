@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 
 import instructor  # noqa: E402
 import litellm  # noqa: E402
 from instructor.core import InstructorRetryException  # noqa: E402
 
 from .._errors import (  # noqa: E402
+    ModelSettingError,
     PromptflowError,
     ProviderError,
     ValidationExhaustedError,
@@ -30,7 +33,15 @@ from .._errors import (  # noqa: E402
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
+from ._modes import (  # noqa: E402
+    is_mode_refusal,
+    next_mode,
+    pick_mode,
+    provider_of,
+    settle_mode,
+)
 from ._portal import at_exit  # noqa: E402
+from ._salvage import json_object  # noqa: E402
 from ._types import Measure, Reply  # noqa: E402
 
 Send = Callable[[Callable[[], Awaitable[Any]], Measure[Any]], Awaitable[Any]]
@@ -45,7 +56,7 @@ for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
     logging.getLogger(_name).propagate = False
 
-__all__ = ["call_provider", "pick_mode", "provider_of"]
+__all__ = ["call_provider", "check_model"]
 
 _INSTRUCTOR_MODES = {
     "tools": instructor.Mode.TOOLS,
@@ -53,35 +64,7 @@ _INSTRUCTOR_MODES = {
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "md_json": instructor.Mode.MD_JSON,
 }
-# Providers whose servers do not reliably support tool calls get a JSON mode instead.
-_PROVIDER_MODES: dict[str, Mode] = {
-    "ollama": "json",
-    "ollama_chat": "json",
-    "hosted_vllm": "json_schema",
-    "huggingface": "md_json",
-    "text-completion-openai": "md_json",
-}
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-
-
-def provider_of(model_name: str) -> str:
-    """The LiteLLM provider prefix of a model string (``openai`` when there is none)."""
-    return model_name.split("/", 1)[0] if "/" in model_name else "openai"
-
-
-def pick_mode(program: PromptProgram[Any], model: Model) -> Mode:
-    """The decoding mode: the model's if set, else the technique's, else the provider's.
-
-    A raw completion prompt decodes as text unless the model asks for a structured mode;
-    then it is sent as one user message.
-    """
-    if program.is_raw:
-        return model.mode or "text"
-    if model.mode is not None:
-        return model.mode
-    if program.decoding == "text" and program.parser is not None:
-        return "text"
-    return _PROVIDER_MODES.get(provider_of(model.name), "tools")
 
 
 def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]:
@@ -112,15 +95,84 @@ async def _attempt(route: _Route, request: Callable[..., Awaitable[Any]], kwargs
         try:
             return await request(**kwargs)
         except Exception as exc:
-            raise _provider_error(exc, route.model) from exc
+            raise _provider_error(exc, route.model, kwargs) from exc
 
-    return await route.send(once, _usage)
+    return await route.send(once, lambda response: _usage(response, kwargs))
 
 
 async def _chat(**kwargs: Any) -> Any:
     """Instructor's completion function: every request it makes, re-asks included, is sent
-    through the engine, so each one gets the budget, the limits and the retry policy."""
-    return await _attempt(_route.get(), litellm.acompletion, kwargs)
+    through the engine, so each one gets the budget, the limits and the retry policy. A
+    reply whose object came back fenced or wrapped in prose is salvaged before any re-ask."""
+    response = await _attempt(_route.get(), litellm.acompletion, kwargs)
+    _salvage(response, kwargs)
+    return response
+
+
+def _salvage(response: Any, kwargs: dict[str, Any]) -> None:
+    """Put a JSON object found in a reply's text where Instructor looks for it: a tool call
+    when tools were asked for and none came, else the whole content."""
+    try:
+        message = response.choices[0].message
+    except (AttributeError, IndexError):
+        return
+    content = message.content if isinstance(message.content, str) else None
+    if content is None or getattr(message, "tool_calls", None):
+        return
+    found = json_object(content)
+    if found is None:
+        return
+    tools = kwargs.get("tools") or []
+    if tools:
+        name = tools[0].get("function", {}).get("name", "")
+        function = litellm.types.utils.Function(name=name, arguments=found)
+        call = litellm.types.utils.ChatCompletionMessageToolCall(
+            id="salvaged", type="function", function=function
+        )
+        message.tool_calls = [call]
+    elif found != content.strip():
+        message.content = found
+
+
+_checked: set[tuple[str, str | None, bool, str | None]] = set()
+_SCHEMA_CHECKED = frozenset({"gemini", "vertex_ai"})  # LiteLLM knows their schema support
+
+
+def check_model(model: Model) -> None:
+    """Fail before the first call, in one line: a model string LiteLLM cannot route, or a
+    provider key that is not set (a model with its own api_base may need none)."""
+    seen = (model.name, model.api_base, bool(model.api_key), model.mode)
+    if seen in _checked:
+        return
+    try:
+        litellm.get_llm_provider(model.name)
+    except Exception:
+        message = (
+            f"model {model.name!r}: no provider is known by that prefix; model strings "
+            "look like 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-20241022' or "
+            "'ollama/llama3.1' (see LiteLLM's provider list)"
+        )
+        raise ModelSettingError(message) from None
+    if model.mode == "json_schema" and provider_of(model.name) in _SCHEMA_CHECKED:
+        if not litellm.supports_response_schema(model=model.name):
+            message = (
+                f"model {model.name!r} takes no response schema: LiteLLM would drop the "
+                "schema and the reply would not be held to it; use mode='tools'"
+            )
+            raise ModelSettingError(message)
+    if not model.api_key and not model.api_base:
+        try:
+            missing = litellm.validate_environment(model.name).get("missing_keys") or []
+        except Exception:  # LiteLLM cannot tell for this provider
+            missing = []
+        keys = [name for name in missing if "KEY" in name or "TOKEN" in name]
+        if keys:
+            message = (
+                f"model {model.name!r} needs an API key: set {keys[0]}, "
+                "or pass Model(..., api_key=...)"
+            )
+            raise ModelSettingError(message)
+    _checked.add(seen)
 
 
 @functools.cache
@@ -133,19 +185,30 @@ async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -
 
     Each HTTP request goes through *send*, which owns the budget, limits and retries.
     """
+    check_model(model)
     route = _Route(send, model)
     token = _route.set(route)
+    mode = pick_mode(program, model)
     try:
-        return await _call(program, model, route)
+        while True:
+            try:
+                return await _call(program, model, route, mode)
+            except ProviderError as error:
+                lower = next_mode(mode, program) if model.mode is None else None
+                if lower is None or not is_mode_refusal(error):
+                    raise
+                settle_mode(model, mode, lower, error)
+                mode = lower
     finally:
         _route.reset(token)
 
 
-async def _call(program: PromptProgram[Any], model: Model, route: _Route) -> Reply:
-    mode = pick_mode(program, model)
+async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: Mode) -> Reply:
     kwargs = _request_kwargs(program, model)
     try:
         if program.is_raw and mode == "text":
+            if provider_of(model.name) == "ollama":
+                kwargs["raw"] = True  # else Ollama wraps the prompt in its chat template
             response = await _attempt(
                 route, litellm.atext_completion, {"prompt": program.prompt, **kwargs}
             )
@@ -180,7 +243,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route) -> Rep
         raise _provider_error(exc, model) from exc
     # Instructor returns an instance of a subclass it builds; hand back the plain result type.
     plain = program.result_type.model_validate(result.model_dump())
-    return Reply(plain, _raw_text(response), model.name, *_usage(response))
+    return Reply(plain, _raw_text(response), model.name, *_usage(response, kwargs))
 
 
 def _text_reply(
@@ -189,7 +252,8 @@ def _text_reply(
     raw = text or ""
     truncated = getattr(response.choices[0], "finish_reason", None) == "length"
     result = program.parse(raw, truncated=truncated)
-    return Reply(result, raw, model.name, *_usage(response), via_text=True, truncated=truncated)
+    usage = _usage(response, {"model": model.name})
+    return Reply(result, raw, model.name, *usage, via_text=True, truncated=truncated)
 
 
 def _raw_text(response: Any) -> str | None:
@@ -202,10 +266,14 @@ def _raw_text(response: Any) -> str | None:
     return message.content
 
 
-def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
+def _usage(response: Any, request: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
+    """Tokens and dollars of one reply; LiteLLM's counter estimates what a server left out."""
     usage = getattr(response, "usage", None)
-    tokens_in = getattr(usage, "prompt_tokens", None)
-    tokens_out = getattr(usage, "completion_tokens", None)
+    tokens_in = getattr(usage, "prompt_tokens", None) or None
+    tokens_out = getattr(usage, "completion_tokens", None) or None
+    if tokens_in is None or tokens_out is None:
+        tokens_in, tokens_out = _estimate_usage(response, request, tokens_in, tokens_out)
+        return tokens_in, tokens_out, _price(request.get("model", ""), tokens_in, tokens_out)
     hidden = getattr(response, "_hidden_params", None) or {}
     if "response_cost" in hidden:  # LiteLLM priced the reply already: don't do it twice
         cost = hidden["response_cost"]
@@ -216,7 +284,36 @@ def _usage(response: Any) -> tuple[int | None, int | None, float | None]:
         return tokens_in, tokens_out, None
 
 
-def _provider_error(exc: BaseException, model: Model) -> ProviderError:
+def _estimate_usage(
+    response: Any, request: dict[str, Any], tokens_in: int | None, tokens_out: int | None
+) -> tuple[int, int]:
+    model = request.get("model", "")
+    if tokens_in is None:
+        if "messages" in request:
+            tokens_in = litellm.token_counter(model=model, messages=request["messages"])
+        else:
+            tokens_in = litellm.token_counter(model=model, text=str(request.get("prompt", "")))
+    if tokens_out is None:
+        text = _raw_text(response) or getattr(_first_choice(response), "text", None) or ""
+        tokens_out = litellm.token_counter(model=model, text=text, count_response_tokens=True)
+    return tokens_in, tokens_out
+
+
+def _first_choice(response: Any) -> Any:
+    choices = getattr(response, "choices", None) or [None]
+    return choices[0]
+
+
+def _price(model: str, tokens_in: int, tokens_out: int) -> float | None:
+    try:
+        return float(sum(litellm.cost_per_token(model, tokens_in, tokens_out)))
+    except Exception:  # not in the price map
+        return None
+
+
+def _provider_error(
+    exc: BaseException, model: Model, request: dict[str, Any] | None = None
+) -> ProviderError:
     # The provider's exception is chained under ours: a server that echoes the key would
     # put it in every traceback, so its text is scrubbed where it stands (and before the
     # message is cut short, which could leave half a key that no longer matches).
@@ -226,9 +323,10 @@ def _provider_error(exc: BaseException, model: Model) -> ProviderError:
     scrub_exception_chain(exc)
     status = getattr(exc, "status_code", None)
     kind = type(exc).__name__
-    text = str(getattr(exc, "message", None) or exc).replace("litellm.", "")
-    while text.startswith(f"{kind}: "):  # LiteLLM repeats the class name in its messages
-        text = text[len(kind) + 2 :]
+    text = str(getattr(exc, "message", None) or exc)
+    for prefix in (f"litellm.{kind}: ", f"{kind}: "):  # LiteLLM repeats the class name
+        while text.startswith(prefix):
+            text = text[len(prefix) :]
     # A missing key surfaces from the OpenAI client as a "server error" before any request.
     unauthorised = (
         status == 401
@@ -242,7 +340,27 @@ def _provider_error(exc: BaseException, model: Model) -> ProviderError:
     message = f"{kind}: {text}"[:500]
     if unauthorised:
         message += f" Check the API key: {_key_hint(model)}"
+    if status == 404:
+        message += _not_found_hint(exc, model)
     return ProviderError(message, status=status, transient=transient, retry_after=retry_after)
+
+
+_PATHS = {"anthropic": "/v1/messages"}  # what LiteLLM appends to an api_base, per provider
+
+
+def _not_found_hint(exc: BaseException, model: Model) -> str:
+    """Name the URL that was not found where it is known, and the usual cause: a doubled
+    ``/v1`` in api_base."""
+    base = (model.api_base or "").rstrip("/")
+    path = _PATHS.get(provider_of(model.name))
+    if base and path:
+        hint = f" (the request went to {base}{path})"
+        if base.endswith("/v1"):
+            return (
+                hint + f"; api_base ends in /v1 and the provider adds its own: use {base[:-3]!r}."
+            )
+        return hint + "; check the model name and api_base."
+    return " Check the model name and api_base."
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -252,9 +370,18 @@ def _retry_after(exc: BaseException) -> float | None:
         headers = getattr(getattr(exc, "response", None), "headers", None)
     value = headers.get("retry-after") if headers is not None else None
     try:
-        return float(value) if value is not None else None
+        return float(value) if value is not None else _retry_delay_in_body(exc)
     except ValueError:
-        return None
+        return _retry_delay_in_body(exc)
+
+
+_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
+
+
+def _retry_delay_in_body(exc: BaseException) -> float | None:
+    """Gemini's wait, which it sends in the error body (``RetryInfo.retryDelay``)."""
+    match = _RETRY_DELAY.search(str(getattr(exc, "message", None) or exc))
+    return float(match.group(1)) if match else None
 
 
 _KEY_VARIABLES = {

@@ -31,6 +31,7 @@ from .._errors import PromptflowError
 from .._model import Model
 from .._recipe._bookkeeping import normalise_bookkeeping
 from .._recipe._overrides import apply_overrides
+from .._recipe._overwrites import overwrite_warnings
 from .._recipe._recipe import Recipe, RunSummary
 from .chunks import count_rows, iter_chunks
 from .estimate import estimate, format_estimate
@@ -120,6 +121,8 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
     if first is not None:
         recipe.check(first.columns)  # a missing column fails before the first call
         normalise_bookkeeping(first)  # so does a column that only shares a reserved name
+        for line in overwrite_warnings(recipe.steps, first.columns):
+            say(f"warning: {line}")
     manifest = {
         **source.identity,
         "limit": limit,

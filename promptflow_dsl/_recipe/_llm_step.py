@@ -21,7 +21,13 @@ from .._engine._executor import run_bounded
 from .._engine._interpreter import interpret
 from .._engine._run import RunContext
 from .._engine._types import Completion, Usage
-from .._errors import InvalidReplyError, PromptflowError, RunAbortedError, StorageError
+from .._errors import (
+    InvalidReplyError,
+    ModelSettingError,
+    PromptflowError,
+    RunAbortedError,
+    StorageError,
+)
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from .._schema import polars_schema
@@ -71,7 +77,7 @@ _TRAILING = tuple(BOOKKEEPING_COLUMNS)
 
 OFFLINE = Model(OFFLINE_MODEL)
 _REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
-RUN_STOPPERS = (RunAbortedError, StorageError)  # errors that end the run, not one row
+RUN_STOPPERS = (RunAbortedError, StorageError, ModelSettingError)  # end a run, not a row
 _PROMPT_KEY_CHARS = 20  # 80 bits of the prompt's hash tell prompts apart for numbering
 
 
@@ -127,9 +133,10 @@ class TechniqueStep(Step):
                 f"its inputs are {list(technique.inputs)}"
             )
             raise TypeError(message)
+        checked = technique.check_attributes(attributes)  # types and ranges, before any run
         columns = {name: inputs.get(name, name) for name in technique.inputs}
         coerced = Model.coerce(model) if model is not None else None
-        return cls(technique, dict(attributes), columns, coerced, technique.name)
+        return cls(technique, checked, columns, coerced, technique.name)
 
     @property
     def contract(self) -> Contract:
