@@ -31,13 +31,21 @@ from .._errors import ProviderError
 from .._model import Mode, Model
 from .._program import PromptProgram
 
-__all__ = ["is_mode_refusal", "next_mode", "pick_mode", "provider_of", "settle_mode"]
+__all__ = [
+    "FORCING",
+    "is_mode_refusal",
+    "next_mode",
+    "pick_mode",
+    "provider_of",
+    "settle_mode",
+]
 
 _log = logging.getLogger("promptflow_dsl")
 
 PROVIDER_MODES: dict[str, Mode] = {
     "ollama": "json_schema",  # format=<schema>: Ollama constrains the reply to it
-    "ollama_chat": "json_schema",
+    "ollama_chat": "json_schema",  # LiteLLM removes tool_choice for it: tools are optional
+    "mistral": "json_schema",  # LiteLLM drops the named tool_choice Instructor sends
     "hosted_vllm": "json_schema",  # guided decoding
     "huggingface": "md_json",
     "text-completion-openai": "md_json",
@@ -60,6 +68,12 @@ CHAT_ONLY = frozenset(
         "xai",
     }
 )
+FORCING: dict[str, dict[str, Any]] = {
+    # LiteLLM drops tool_choice for Cohere; its API takes "REQUIRED" in the body.
+    "cohere": {"extra_body": {"tool_choice": "REQUIRED"}},
+    "cohere_chat": {"extra_body": {"tool_choice": "REQUIRED"}},
+}
+"""Request fields that force a tool call where LiteLLM's mapping would drop the forcing."""
 _CHAIN: dict[Mode, Mode] = {"tools": "json_schema", "json_schema": "json", "json": "md_json"}
 _REFUSAL = re.compile(
     r"tool|function.?call|response.?format|json.?schema|--jinja|structured output|"

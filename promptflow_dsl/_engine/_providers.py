@@ -34,6 +34,7 @@ from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from ._modes import (  # noqa: E402
+    FORCING,
     is_mode_refusal,
     next_mode,
     pick_mode,
@@ -218,6 +219,8 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
                 route, litellm.acompletion, {"messages": program.render(), **kwargs}
             )
             return _text_reply(program, response, response.choices[0].message.content, model)
+        if mode == "tools":
+            kwargs.update(FORCING.get(provider_of(model.name), {}))
         client = _instructor_client(mode)
         messages = (
             [{"role": "user", "content": program.prompt}] if program.is_raw else program.render()
