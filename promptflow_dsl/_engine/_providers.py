@@ -7,11 +7,13 @@ reply. It is imported on the first real call, never by ``import promptflow_dsl``
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import re
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,6 +46,8 @@ from ._modes import (  # noqa: E402
 from ._portal import at_exit  # noqa: E402
 from ._salvage import json_object  # noqa: E402
 from ._types import Measure, Reply  # noqa: E402
+
+_log = logging.getLogger("promptflow_dsl")
 
 Send = Callable[[Callable[[], Awaitable[Any]], Measure[Any]], Awaitable[Any]]
 """The engine's way to send one HTTP request: ``await send(request, measure)``."""
@@ -176,6 +180,44 @@ def check_model(model: Model) -> None:
     _checked.add(seen)
 
 
+_completion_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _completion_client(model: Model) -> Any | None:
+    """One OpenAI client per server (and event loop) for raw completions: LiteLLM makes a
+    new one, with a new HTTP session it never closes, for every such call."""
+    if provider_of(model.name) not in ("openai", "text-completion-openai"):
+        return None
+    api_key = model.api_key or os.environ.get("OPENAI_API_KEY")
+    if not api_key:
+        return None  # LiteLLM's own error names the missing key
+    from litellm.llms.openai.common_utils import BaseOpenAILLM
+    from openai import AsyncOpenAI
+
+    clients = _completion_clients.setdefault(asyncio.get_running_loop(), {})
+    key = (model.api_base, api_key, model.timeout)
+    if key not in clients:
+        clients[key] = AsyncOpenAI(
+            api_key=api_key,
+            base_url=model.api_base,
+            http_client=BaseOpenAILLM._get_async_http_client(),
+            timeout=model.timeout,
+            max_retries=0,
+        )
+    return clients[key]
+
+
+async def _close_completion_clients() -> None:
+    for clients in list(_completion_clients.values()):
+        for client in clients.values():
+            await client.close()
+
+
+at_exit(_close_completion_clients)
+
+
 @functools.cache
 def _instructor_client(mode: str) -> Any:
     return instructor.from_litellm(_chat, mode=_INSTRUCTOR_MODES[mode])
@@ -208,17 +250,17 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
     kwargs = _request_kwargs(program, model)
     try:
         if program.is_raw and mode == "text":
-            if provider_of(model.name) == "ollama":
-                kwargs["raw"] = True  # else Ollama wraps the prompt in its chat template
-            response = await _attempt(
-                route, litellm.atext_completion, {"prompt": program.prompt, **kwargs}
-            )
-            return _text_reply(program, response, response.choices[0].text, model)
+            client = _completion_client(model)
+            if client is not None:
+                kwargs["client"] = client
+            request = {"prompt": program.prompt, **kwargs}
+            response = await _attempt(route, litellm.atext_completion, request)
+            return _text_reply(program, response, response.choices[0].text, model, request)
         if mode == "text":
-            response = await _attempt(
-                route, litellm.acompletion, {"messages": program.render(), **kwargs}
-            )
-            return _text_reply(program, response, response.choices[0].message.content, model)
+            request = {"messages": program.render(), **kwargs}
+            response = await _attempt(route, litellm.acompletion, request)
+            text = response.choices[0].message.content
+            return _text_reply(program, response, text, model, request)
         if mode == "tools":
             kwargs.update(FORCING.get(provider_of(model.name), {}))
         client = _instructor_client(mode)
@@ -250,12 +292,16 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
 
 
 def _text_reply(
-    program: PromptProgram[Any], response: Any, text: str | None, model: Model
+    program: PromptProgram[Any],
+    response: Any,
+    text: str | None,
+    model: Model,
+    request: dict[str, Any],
 ) -> Reply:
     raw = text or ""
     truncated = getattr(response.choices[0], "finish_reason", None) == "length"
     result = program.parse(raw, truncated=truncated)
-    usage = _usage(response, {"model": model.name})
+    usage = _usage(response, request)
     return Reply(result, raw, model.name, *usage, via_text=True, truncated=truncated)
 
 
@@ -284,6 +330,7 @@ def _usage(response: Any, request: dict[str, Any]) -> tuple[int | None, int | No
     try:
         return tokens_in, tokens_out, float(litellm.completion_cost(completion_response=response))
     except Exception:  # LiteLLM raises for models missing from its price map
+        _no_price(request.get("model", ""))
         return tokens_in, tokens_out, None
 
 
@@ -311,7 +358,22 @@ def _price(model: str, tokens_in: int, tokens_out: int) -> float | None:
     try:
         return float(sum(litellm.cost_per_token(model, tokens_in, tokens_out)))
     except Exception:  # not in the price map
+        _no_price(model)
         return None
+
+
+_unpriced: set[str] = set()
+
+
+def _no_price(model: str) -> None:
+    """Say once per model that its dollars are unknown, so max_cost_usd cannot see them."""
+    if model and model not in _unpriced:
+        _unpriced.add(model)
+        _log.warning(
+            "%s has no price in LiteLLM's price map: its cost is recorded as null and "
+            "max_cost_usd does not count it",
+            model,
+        )
 
 
 def _provider_error(
