@@ -24,6 +24,7 @@ from promptflow_dsl import (
     UserAssistantPair,
     ValidationExhaustedError,
     evol_instruct,
+    explode,
     genstruct,
     self_instruct,
     text_generation,
@@ -349,3 +350,60 @@ def test_validation_failure_names_the_model_s_stray_reply() -> None:
         # format: "json", so every reply is JSON, and every reply misses the required field.
         assert server.stats.requests == 3
         assert all(r.body["format"] == "json" for r in server.requests)
+
+
+# ---------------------------------------------------------------------------------------
+# The rest of the matrix: every provider row, a multi-call technique and a recipe
+
+
+def _matrix_server(name: str) -> tuple[Emulator, Model]:
+    if name in NATIVE:
+        server = serve(NATIVE[name], unforced="comply")
+        return server, NATIVE[name].at(server.start())
+    quirks = {
+        "openai": Quirks(),
+        "hosted_vllm": Quirks(),
+        "rejects_tools": Quirks(rejects_tools=True),
+        "fenced_json": Quirks(fenced_json=True),
+        "omits_usage": Quirks(omits_usage=True),
+    }[name]
+    server = LoopbackServer(quirks=quirks).start()
+    prefix = "hosted_vllm" if name == "hosted_vllm" else "openai"
+    return server, Model(f"{prefix}/local-model", api_base=server.api_base, api_key="sk-test")
+
+
+MATRIX = [*NATIVE, "openai", "hosted_vllm", "rejects_tools", "fenced_json", "omits_usage"]
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_evol_instruct_with_answers_on_every_provider(name: str, quiet_anthropic: None) -> None:
+    server, model = _matrix_server(name)
+    try:
+        result = evol_instruct(
+            "Sort a list.", model=model, num_evolutions=2, generate_answers=True, cache=False
+        )
+    finally:
+        server.stop()
+    assert result.evolved_instruction and result.answer
+    assert server.stats.requests >= 3  # two evolutions and an answer
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_a_three_step_recipe_of_20_rows_on_every_provider(name: str, quiet_anthropic: None) -> None:
+    recipe = (
+        self_instruct.step(num_instructions=2)
+        >> explode("instructions", into="instruction")
+        >> text_generation.step()
+    )
+    frame = pl.DataFrame({"input": [f"Document {i} is about rivers." for i in range(20)]})
+    server, model = _matrix_server(name)
+    try:
+        result = recipe.execute(frame, model=model, cache=False, max_concurrency=4)
+    finally:
+        server.stop()
+    out = result.frame
+    assert out["error"].is_null().all(), out["error"].drop_nulls().to_list()[:1]
+    assert out.height == 40 and out["generation"].is_not_null().all()
+    usage = out["usage"].struct.unnest()
+    assert (usage["input_tokens"] > 0).all() and (usage["output_tokens"] > 0).all()
+    assert result.summary.calls == server.stats.requests
