@@ -46,11 +46,12 @@ class PartWriter:
         encoded = json.dumps(manifest, sort_keys=True, default=str).encode()
         fingerprint = hashlib.sha256(encoded).hexdigest()
         stamp = self.folder / "manifest.json"
-        self.resumed = False
+        self.resumed = self.restarted = False
         if self.folder.exists():
             known = json.loads(stamp.read_text()).get("fingerprint") if stamp.exists() else None
             if known != fingerprint:  # another input, recipe or chunk size: start over
                 shutil.rmtree(self.folder)
+                self.restarted = True
             else:
                 self.resumed = True
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,10 @@ class PartWriter:
 
     def _parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
+
+    def finished(self) -> int:
+        """How many chunks are finished."""
+        return len(self._parts())
 
     def done(self, index: int) -> bool:
         """True if chunk *index* was finished by this or an earlier run."""

@@ -136,6 +136,18 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
         if lock.left_by is not None:
             say(f"resuming the output of a run that stopped ({describe_holder(lock.left_by)})")
         writer = PartWriter(output_path, manifest)
+        if writer.restarted:
+            say(
+                "starting over: the parts on disk are of another input, recipe, model, "
+                "--set or chunk size (finished calls still come from the cache)"
+            )
+        if writer.resumed:
+            chunk_count = -(-count_rows(source.path, limit=limit) // size)
+            spent = writer.spent()
+            say(
+                f"resuming: {writer.finished()} of {chunk_count} chunks done, "
+                f"{int(spent.get('calls', 0))} calls made before (their replies are cached)"
+            )
         try:
             every = itertools.chain([first] if first is not None else [], chunks)
             summary, began = _run_chunks(recipe, every, writer, chosen, say=say, **options)

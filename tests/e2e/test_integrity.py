@@ -4,6 +4,7 @@ atomic outputs and honest accounting, through the CLI and the API over real HTTP
 import itertools
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -110,21 +111,24 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, env):
     source = write_questions(tmp_path / "q.jsonl", 30)
     output = tmp_path / "out.parquet"
     with LoopbackServer(latency=0.1) as server:
-        run = subprocess.Popen(
-            cli(recipe, source, output, server, "--max-concurrency", "2", "--chunk-size", "5"),
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: server.stats.requests >= 8)
+        args = cli(recipe, source, output, server, "--max-concurrency", "2", "--chunk-size", "5")
+        run = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+        wait_for(lambda: len(list((tmp_path / "out.parquet.parts").glob("part-*"))) >= 1)
         run.send_signal(signal.SIGKILL)
         run.wait()
         assert (tmp_path / ".out.parquet.lock").exists()
-        resumed = subprocess.run(
-            cli(recipe, source, output, server), env=env, capture_output=True, text=True
+        resumed = subprocess.run(args, env=env, capture_output=True, text=True)
+        other = subprocess.run(
+            cli(recipe, source, output, server, "--chunk-size", "7"),
+            env=env,
+            capture_output=True,
+            text=True,
         )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming the output of a run that stopped (pid {run.pid}" in resumed.stderr
+    assert re.search(r"resuming: [1-5] of 6 chunks done, \d+ calls made before", resumed.stderr)
     assert pl.read_parquet(output).height == 30
+    assert other.returncode == 0 and "starting over" not in other.stderr  # a finished output
 
 
 # 2. Samples are numbered over the whole input, whatever the chunk size, across resumes.
