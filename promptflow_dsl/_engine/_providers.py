@@ -69,12 +69,15 @@ _INSTRUCTOR_MODES = {
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "md_json": instructor.Mode.MD_JSON,
 }
+_RETRIES_IN_BODY = frozenset({"huggingface"})  # LiteLLM would send num_retries to the server
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]:
     kwargs: dict[str, Any] = {**program.params, **model.call_params()}
-    kwargs.update(model=model.name, timeout=model.timeout, num_retries=0, drop_params=True)
+    kwargs.update(model=model.name, timeout=model.timeout, drop_params=True)
+    if provider_of(model.name) not in _RETRIES_IN_BODY:
+        kwargs["num_retries"] = 0  # the engine retries; the SDK underneath must not
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if model.api_key:
