@@ -55,4 +55,5 @@ def add_usage(usages: list[Usage]) -> Usage:
         latency_s=sum(u.latency_s for u in usages),
         attempts=sum(u.attempts for u in usages),
         cache_hit=bool(usages) and all(u.cache_hit for u in usages),
+        tokens_estimated=any(u.tokens_estimated for u in usages),
     )

@@ -25,7 +25,7 @@ from ._account import Account
 from ._cache import CachedReply, ReplyCache, cache_key
 from ._limits import ModelLimiter, Throttle, estimate_tokens, limiter_for
 from ._offline import call_offline
-from ._types import Completion, Measure, Reply, Usage
+from ._types import Completion, Measure, Measured, Reply, Usage
 
 __all__ = ["RetryPolicy", "interpret"]
 
@@ -83,6 +83,7 @@ class _Attempts:
         max_tokens = model.max_tokens or program.params.get("max_tokens")
         self.estimate = estimate_tokens(len(program.text()), max_tokens)
         self.count = 0
+        self.estimated = False
         self.input_tokens: int | None = 0
         self.output_tokens: int | None = 0
         self.cost_usd: float | None = 0.0
@@ -106,9 +107,9 @@ class _Attempts:
                         raise
                     wait = self.retry.delay(tries, exc.retry_after)
                 else:
-                    tokens_in, tokens_out, cost = measure(response)
-                    self._add(tokens_in, tokens_out, cost)
-                    throttle.used = (tokens_in or 0) + (tokens_out or 0)
+                    measured = measure(response)
+                    self._add(measured)
+                    throttle.used = (measured.input_tokens or 0) + (measured.output_tokens or 0)
                     if limiter.limited_since is not None:
                         limiter.limited_since = None
                         self.on_wait(model.name, None)
@@ -132,11 +133,17 @@ class _Attempts:
             )
             raise RunAbortedError(message) from error
 
-    def _add(self, tokens_in: int | None, tokens_out: int | None, cost: float | None) -> None:
+    def _add(self, measured: Measured) -> None:
+        tokens_in, tokens_out, cost = (
+            measured.input_tokens,
+            measured.output_tokens,
+            measured.cost_usd,
+        )
         self.account.used(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
         self.input_tokens = _plus(self.input_tokens, tokens_in)
         self.output_tokens = _plus(self.output_tokens, tokens_out)
         self.cost_usd = _plus(self.cost_usd, cost)
+        self.estimated = self.estimated or measured.estimated
 
     def usage(self, started: float) -> Usage:
         """What the attempts so far used, as one call's usage."""
@@ -146,6 +153,7 @@ class _Attempts:
             cost_usd=self.cost_usd,
             latency_s=time.perf_counter() - started,
             attempts=self.count,
+            tokens_estimated=self.estimated,
         )
 
 
@@ -231,8 +239,8 @@ def _offline(program: PromptProgram[Any], model: Model) -> Callable[[], Awaitabl
     return request
 
 
-def _measure_reply(reply: Reply) -> tuple[int | None, int | None, float | None]:
-    return reply.input_tokens, reply.output_tokens, reply.cost_usd
+def _measure_reply(reply: Reply) -> Measured:
+    return Measured(reply.input_tokens, reply.output_tokens, reply.cost_usd, estimated=True)
 
 
 def _to_cache(reply: Reply) -> CachedReply:

@@ -45,7 +45,7 @@ from ._modes import (  # noqa: E402
 )
 from ._portal import at_exit  # noqa: E402
 from ._salvage import json_object  # noqa: E402
-from ._types import Measure, Reply  # noqa: E402
+from ._types import Measure, Measured, Reply  # noqa: E402
 
 _log = logging.getLogger("promptflow_dsl")
 
@@ -291,7 +291,8 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
         raise _provider_error(exc, model) from exc
     # Instructor returns an instance of a subclass it builds; hand back the plain result type.
     plain = program.result_type.model_validate(result.model_dump())
-    return Reply(plain, _raw_text(response), model.name, *_usage(response, kwargs))
+    used = _usage(response, kwargs)
+    return Reply(plain, _raw_text(response), model.name, *_tokens(used))
 
 
 def _text_reply(
@@ -304,8 +305,12 @@ def _text_reply(
     raw = text or ""
     truncated = getattr(response.choices[0], "finish_reason", None) == "length"
     result = program.parse(raw, truncated=truncated)
-    usage = _usage(response, request)
-    return Reply(result, raw, model.name, *usage, via_text=True, truncated=truncated)
+    used = _usage(response, request)
+    return Reply(result, raw, model.name, *_tokens(used), via_text=True, truncated=truncated)
+
+
+def _tokens(used: Measured) -> tuple[int | None, int | None, float | None]:
+    return used.input_tokens, used.output_tokens, used.cost_usd
 
 
 def _raw_text(response: Any) -> str | None:
@@ -318,23 +323,26 @@ def _raw_text(response: Any) -> str | None:
     return message.content
 
 
-def _usage(response: Any, request: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
+def _usage(response: Any, request: dict[str, Any]) -> Measured:
     """Tokens and dollars of one reply; LiteLLM's counter estimates what a server left out."""
     usage = getattr(response, "usage", None)
     tokens_in = getattr(usage, "prompt_tokens", None) or None
     tokens_out = getattr(usage, "completion_tokens", None) or None
     if tokens_in is None or tokens_out is None:
         tokens_in, tokens_out = _estimate_usage(response, request, tokens_in, tokens_out)
-        return tokens_in, tokens_out, _price(request.get("model", ""), tokens_in, tokens_out)
+        price = _price(request.get("model", ""), tokens_in, tokens_out)
+        return Measured(tokens_in, tokens_out, price, estimated=True)
     hidden = getattr(response, "_hidden_params", None) or {}
     if "response_cost" in hidden:  # LiteLLM priced the reply already: don't do it twice
         cost = hidden["response_cost"]
-        return tokens_in, tokens_out, float(cost) if cost is not None else None
+        return Measured(tokens_in, tokens_out, float(cost) if cost is not None else None)
     try:
-        return tokens_in, tokens_out, float(litellm.completion_cost(completion_response=response))
+        return Measured(
+            tokens_in, tokens_out, float(litellm.completion_cost(completion_response=response))
+        )
     except Exception:  # LiteLLM raises for models missing from its price map
         _no_price(request.get("model", ""))
-        return tokens_in, tokens_out, None
+        return Measured(tokens_in, tokens_out, None)
 
 
 def _estimate_usage(

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Completion", "Measure", "Reply", "Usage"]
+__all__ = ["Completion", "Measure", "Measured", "Reply", "Usage"]
 
 R = TypeVar("R")
 T = TypeVar("T")
 
-Measure = Callable[[T], tuple[int | None, int | None, float | None]]
-"""Reads one provider response's input tokens, output tokens and dollars."""
+Measure = Callable[[T], "Measured"]
+"""Reads one provider response's usage."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,22 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """One response's tokens and dollars; ``estimated`` when the server reported no usage
+    and LiteLLM's counter stood in."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
 class Usage:
-    """What one call cost: tokens, dollars (None where the price is unknown), time, tries."""
+    """What one call cost: tokens, dollars (None where the price is unknown), time, tries.
+
+    ``tokens_estimated`` says the tokens (and dollars) were counted here because the
+    server did not report them."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -39,6 +53,7 @@ class Usage:
     latency_s: float = 0.0
     attempts: int = 0
     cache_hit: bool = False
+    tokens_estimated: bool = False
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def usage_dtype() -> pl.Struct:
             "latency_s": pl.Float64,
             "attempts": pl.Int64,
             "cache_hit": pl.Boolean,
+            "tokens_estimated": pl.Boolean,
         }
     )
 

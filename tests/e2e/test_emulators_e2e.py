@@ -341,6 +341,7 @@ def test_a_server_without_usage_still_counts_tokens() -> None:
         out = text_generation.step().run(frame, model=openai_at(server), cache=False)
     usage = out["usage"].struct.unnest()
     assert usage["input_tokens"][0] > 0 and usage["output_tokens"][0] > 0
+    assert usage["tokens_estimated"][0] is True  # said so, not passed off as reported
 
 
 def test_validation_failure_names_the_model_s_stray_reply() -> None:
