@@ -37,6 +37,7 @@ from promptflow_dsl.testing import (
     LoopbackServer,
     OllamaEmulator,
     Quirks,
+    Reply,
 )
 
 
@@ -408,3 +409,32 @@ def test_a_three_step_recipe_of_20_rows_on_every_provider(name: str, quiet_anthr
     usage = out["usage"].struct.unnest()
     assert (usage["input_tokens"] > 0).all() and (usage["output_tokens"] > 0).all()
     assert result.summary.calls == server.stats.requests
+
+
+COMPATIBLE = ["openai", "hosted_vllm", "rejects_tools", "fenced_json", "omits_usage"]
+
+
+@pytest.mark.parametrize("name", COMPATIBLE)
+def test_a_raw_prompt_reaches_the_completion_endpoint_of_compatible_servers(name: str) -> None:
+    server, model = _matrix_server(name)
+    try:
+        server.script(["Why do tides happen?\n[[[Assistant]]] The moon pulls the sea."])
+        pair = genstruct("Tides", "The moon pulls the sea.", model=model, cache=False)
+    finally:
+        server.stop()
+    assert pair.assistant == "The moon pulls the sea."
+    assert [r.endpoint for r in server.requests] == ["completions"]
+
+
+@pytest.mark.parametrize("name", COMPATIBLE)
+def test_a_429_with_retry_after_on_compatible_servers(name: str) -> None:
+    server, model = _matrix_server(name)
+    try:
+        server.script([Reply(status=429, headers={"retry-after": "1"})])
+        began = time.monotonic()
+        result = text_generation("Q?", model=model, cache=False)
+        waited = time.monotonic() - began
+    finally:
+        server.stop()
+    assert result.generation and waited >= 1.0
+    assert server.stats.by_status == {429: 1, 200: 1}
