@@ -2,8 +2,8 @@
 
 import pytest
 
-from promptflow_dsl import Model, ProviderError, self_instruct, text_generation
-from promptflow_dsl.testing import LoopbackServer, Reply
+from promptflow_dsl import Model, ProviderError, self_instruct
+from promptflow_dsl.testing import LoopbackServer
 
 
 def test_cohere_tools_carry_tool_choice_required():
@@ -24,11 +24,3 @@ def test_mistral_defaults_to_a_json_schema_response_format():
     assert result.instructions
     assert body["response_format"]["type"] == "json_schema" and "tools" not in body
 
-
-def test_huggingface_requests_carry_no_retry_count_and_are_retried_once_each():
-    with LoopbackServer() as server:
-        server.script([Reply(status=500), "Fine."])
-        model = Model("huggingface/x", api_base=server.api_base, api_key="hf_test1234567")
-        assert text_generation("Q?", model=model, cache=False).generation == "Fine."
-        bodies = [r.body for r in server.requests]
-    assert len(bodies) == 2 and all("max_retries" not in b for b in bodies)
