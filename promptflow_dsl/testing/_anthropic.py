@@ -37,23 +37,18 @@ api_key="sk-ant-test")``; ``api_base`` is the server's root, since LiteLLM appen
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from promptflow_dsl.testing._base import (
     Ask,
-    Emulator,
-    Faults,
-    Latency,
+    NativeEmulator,
     Out,
     RecordedRequest,
     Reply,
-    Responder,
-    Unforced,
     estimate_tokens,
-    fabricate_answer,
     find_schema,
+    payload_text,
 )
 
 __all__ = ["AnthropicEmulator"]
@@ -89,7 +84,7 @@ def read_ask(body: Mapping[str, Any], text: str) -> Ask:
     return Ask(find_schema(text))
 
 
-class AnthropicEmulator(Emulator):
+class AnthropicEmulator(NativeEmulator):
     """An Anthropic Messages API on 127.0.0.1 (see the module docstring).
 
     The options are :class:`~promptflow_dsl.testing.LoopbackServer`'s, plus ``unforced``:
@@ -98,44 +93,21 @@ class AnthropicEmulator(Emulator):
     tools, else the JSON text.
     """
 
-    provider: ClassVar[str] = "anthropic"
-    title: ClassVar[str] = "Anthropic Messages API"
-    example_model: ClassVar[str] = "anthropic/claude-3-5-haiku-20241022"
-    key_variable: ClassVar[str | None] = "ANTHROPIC_API_KEY"
-    api_path: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        latency: Latency = 0.0,
-        faults: Faults | None = None,
-        seed: int = 0,
-        responder: Responder | None = None,
-        *,
-        unforced: Unforced = "stray",
-        port: int = 0,
-    ) -> None:
-        super().__init__(latency, faults, seed, responder, port=port)
-        self.unforced = unforced
-
-    def __enter__(self) -> AnthropicEmulator:
-        self.start()
-        return self
+    provider = "anthropic"
+    title = "Anthropic Messages API"
+    example_model = "anthropic/claude-3-5-haiku-20241022"
+    key_variable = "ANTHROPIC_API_KEY"
+    retry_header = "retry-after"
+    overloaded_status = 529
 
     def _add_routes(self, app: Any) -> None:
         self._route(app, "POST", "/v1/messages", "messages")
 
-    def _error(
-        self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
-    ) -> Out:
+    def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
         kind, default = _ERROR_TYPES.get(status, ("api_error", f"HTTP {status}."))
         request_id = "req_" + hashlib.sha256(f"{status}{message}".encode()).hexdigest()[:24]
         body = {"type": "error", "error": {"type": kind, "message": message or default}}
-        return Out(status, {**body, "request_id": request_id}, headers)
-
-    def _fault_reply(self, fault: str, faults: Faults) -> Reply:
-        if fault == "429":
-            return Reply(status=429, headers={"retry-after": faults.retry_after_text})
-        return Reply(status=500 if fault == "500" else 529)
+        return {**body, "request_id": request_id}
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
         headers = request.headers
@@ -152,20 +124,15 @@ class AnthropicEmulator(Emulator):
 
     def _render(self, recorded: RecordedRequest, reply: Reply, number: int) -> Out:
         ask = read_ask(recorded.body, recorded.text)
-        payload: str | dict[str, Any]
-        if reply.content is not None or reply.json is not None:
-            payload = reply.content if reply.content is not None else dict(reply.json or {})
-        else:
-            payload = fabricate_answer(recorded, ask, unforced=self.unforced)
+        payload = self._answer(recorded, reply, ask)
+        text = payload_text(payload)
         block: dict[str, Any]
         if isinstance(payload, dict) and ask.tool is not None:
             digest = hashlib.sha256(f"{number}{payload}".encode()).hexdigest()[:24]
             block = {"type": "tool_use", "id": f"toolu_{digest}", "name": ask.tool}
             block["input"] = payload
-            text = json.dumps(payload)
             stop = "tool_use" if reply.finish_reason == "stop" else reply.finish_reason
         else:
-            text = payload if isinstance(payload, str) else json.dumps(payload)
             block = {"type": "text", "text": text}
             stop = reply.finish_reason
         body = {

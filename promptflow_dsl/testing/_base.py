@@ -5,6 +5,8 @@ provider's wire format. The provider modules (``_server.py`` for OpenAI, ``_anth
 ``_ollama.py``, ``_gemini.py``) only say which paths they serve, how a request asks for
 structure (:class:`Ask`), how a reply is written, and how an error looks; everything else
 (scripted replies, the seeded RNG, latency, faults, counters, recorded requests) lives here.
+The native emulators (all but OpenAI's) also share :class:`NativeEmulator`: a model that may
+stray from a schema it is not forced to follow.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from promptflow_dsl._fabricate import fabricate, fabricate_sentence
 
@@ -28,6 +30,7 @@ __all__ = [
     "Ask",
     "Emulator",
     "Faults",
+    "NativeEmulator",
     "RecordedRequest",
     "Reply",
     "ServerStats",
@@ -44,6 +47,7 @@ Latency = float | Callable[[random.Random], float]
 """Seconds per request, or a callable drawing them from the server's RNG."""
 Unforced = Literal["comply", "stray"]
 """What an emulated model does when the request states a schema but does not force it."""
+_E = TypeVar("_E", bound="Emulator")
 
 # Headers that carry credentials, per provider: never recorded.
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
@@ -272,6 +276,11 @@ def fabricate_answer(
     return {k: v for k, v in answer.items() if not required or k != required[0]}
 
 
+def payload_text(payload: str | dict[str, Any]) -> str:
+    """An answer as the text a model writes: itself, or its JSON."""
+    return payload if isinstance(payload, str) else json.dumps(payload)
+
+
 def estimate_tokens(text: str) -> int:
     """About four characters a token: what the emulators report as usage."""
     return (len(text) + 3) // 4 if text else 0
@@ -332,10 +341,11 @@ class Emulator:
     """A provider emulator on 127.0.0.1, running in a background thread.
 
     Subclasses say which paths they serve (:meth:`_add_routes`), how a reply and an error
-    are written (:meth:`_render`, :meth:`_error`), and what a fault looks like
-    (:meth:`_fault_reply`); they may refuse a request before any reply is drawn
-    (:meth:`_refuse`), as a server checks headers. ``api_base`` is the URL to give LiteLLM
-    for that provider, and ``example_model`` a model string that reaches it.
+    body are written (:meth:`_render`, :meth:`_error_body`), and which header and status
+    carry a fault (``retry_header``, ``overloaded_status``, or :meth:`_fault_reply`); they
+    may refuse a request before any reply is drawn (:meth:`_refuse`), as a server checks
+    headers. ``api_base`` is the URL to give LiteLLM for that provider, and
+    ``example_model`` a model string that reaches it.
     """
 
     provider: ClassVar[str] = "openai"
@@ -343,6 +353,8 @@ class Emulator:
     example_model: ClassVar[str] = "openai/test-model"
     key_variable: ClassVar[str | None] = "OPENAI_API_KEY"
     api_path: ClassVar[str] = ""
+    retry_header: ClassVar[str] = "Retry-After"
+    overloaded_status: ClassVar[int] = 503
 
     def __init__(
         self,
@@ -380,15 +392,21 @@ class Emulator:
         """The provider's response for *reply* (an error body when its status is not 200)."""
         raise NotImplementedError
 
+    def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
+        """An error body in the provider's own shape (its default message if *message* is None)."""
+        raise NotImplementedError
+
     def _error(
         self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
     ) -> Out:
         """An error response in the provider's own shape."""
-        raise NotImplementedError
+        return Out(status, self._error_body(status, message), headers)
 
     def _fault_reply(self, fault: str, faults: Faults) -> Reply:
         """The reply for a drawn fault: ``"429"``, ``"500"`` or ``"overloaded"``."""
-        raise NotImplementedError
+        if fault == "429":
+            return Reply(status=429, headers={self.retry_header: faults.retry_after_text})
+        return Reply(status=500 if fault == "500" else self.overloaded_status)
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
         """An error for a request the provider rejects outright (a missing header...)."""
@@ -400,7 +418,7 @@ class Emulator:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> Emulator:
+    def start(self: _E) -> _E:
         """Bind 127.0.0.1 (``port``, or a free one) and serve in a daemon thread; returns self."""
         if self._thread is not None:
             message = f"the {self.title} emulator is already running"
@@ -479,7 +497,7 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self: _E) -> _E:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -673,3 +691,32 @@ class Emulator:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except asyncio.TimeoutError:
             pass
+
+
+class NativeEmulator(Emulator):
+    """An emulator of a provider's own API, whose model may stray from an unforced schema.
+
+    The options are :class:`Emulator`'s, plus ``unforced``: what the model does with a
+    schema it is not forced to follow (``"stray"``, the default, or ``"comply"``).
+    """
+
+    def __init__(
+        self,
+        latency: Latency = 0.0,
+        faults: Faults | None = None,
+        seed: int = 0,
+        responder: Responder | None = None,
+        *,
+        unforced: Unforced = "stray",
+        port: int = 0,
+    ) -> None:
+        super().__init__(latency, faults, seed, responder, port=port)
+        self.unforced = unforced
+
+    def _answer(self, recorded: RecordedRequest, reply: Reply, ask: Ask) -> str | dict[str, Any]:
+        """*reply*'s scripted text or JSON, else an answer fabricated for *ask*."""
+        if reply.content is not None:
+            return reply.content
+        if reply.json is not None:
+            return dict(reply.json)
+        return fabricate_answer(recorded, ask, unforced=self.unforced)

@@ -45,21 +45,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from promptflow_dsl.testing._base import (
     Ask,
-    Emulator,
     Faults,
-    Latency,
+    NativeEmulator,
     Out,
     RecordedRequest,
     Reply,
-    Responder,
-    Unforced,
     estimate_tokens,
-    fabricate_answer,
     find_schema,
+    payload_text,
 )
 
 __all__ = ["GeminiEmulator"]
@@ -144,7 +141,7 @@ def read_ask(body: Mapping[str, Any], text: str) -> Ask:
     return Ask(find_schema(text))
 
 
-class GeminiEmulator(Emulator):
+class GeminiEmulator(NativeEmulator):
     """The Gemini API's ``generateContent`` on 127.0.0.1 (see the module docstring).
 
     The options are :class:`~promptflow_dsl.testing.LoopbackServer`'s, plus ``unforced``:
@@ -153,28 +150,11 @@ class GeminiEmulator(Emulator):
     functions, else the JSON text.
     """
 
-    provider: ClassVar[str] = "gemini"
-    title: ClassVar[str] = "Gemini API"
-    example_model: ClassVar[str] = "gemini/gemini-1.5-flash"
-    key_variable: ClassVar[str | None] = "GEMINI_API_KEY"
-    api_path: ClassVar[str] = "/v1beta"
-
-    def __init__(
-        self,
-        latency: Latency = 0.0,
-        faults: Faults | None = None,
-        seed: int = 0,
-        responder: Responder | None = None,
-        *,
-        unforced: Unforced = "stray",
-        port: int = 0,
-    ) -> None:
-        super().__init__(latency, faults, seed, responder, port=port)
-        self.unforced = unforced
-
-    def __enter__(self) -> GeminiEmulator:
-        self.start()
-        return self
+    provider = "gemini"
+    title = "Gemini API"
+    example_model = "gemini/gemini-1.5-flash"
+    key_variable = "GEMINI_API_KEY"
+    api_path = "/v1beta"
 
     def _add_routes(self, app: Any) -> None:
         for version in ("v1", "v1beta", "v1alpha"):
@@ -182,17 +162,12 @@ class GeminiEmulator(Emulator):
                 path = f"/{version}/models/{{model:[^/:]+}}:{method}"
                 self._route(app, "POST", path, "generateContent")
 
-    def _error(
-        self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
-    ) -> Out:
+    def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
         kind, default = _STATUSES.get(status, ("UNKNOWN", f"HTTP {status}."))
-        return Out(
-            status,
-            {"error": {"code": status, "message": message or default, "status": kind}},
-            headers,
-        )
+        return {"error": {"code": status, "message": message or default, "status": kind}}
 
     def _fault_reply(self, fault: str, faults: Faults) -> Reply:
+        # Google sends the retry delay only in the body, as a RetryInfo detail.
         if fault == "429":
             kind, message = _STATUSES[429]
             details = [
@@ -213,7 +188,7 @@ class GeminiEmulator(Emulator):
             ]
             error = {"code": 429, "message": message, "status": kind, "details": details}
             return Reply(status=429, json={"error": error})
-        return Reply(status=500 if fault == "500" else 503)
+        return super()._fault_reply(fault, faults)
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
         if not request.headers.get("x-goog-api-key") and not request.query.get("key"):
@@ -224,17 +199,12 @@ class GeminiEmulator(Emulator):
 
     def _render(self, recorded: RecordedRequest, reply: Reply, number: int) -> Out:
         ask = read_ask(recorded.body, recorded.text)
-        payload: str | dict[str, Any]
-        if reply.content is not None or reply.json is not None:
-            payload = reply.content if reply.content is not None else dict(reply.json or {})
-        else:
-            payload = fabricate_answer(recorded, ask, unforced=self.unforced)
+        payload = self._answer(recorded, reply, ask)
+        text = payload_text(payload)
         part: dict[str, Any]
         if isinstance(payload, dict) and ask.tool is not None:
             part = {"functionCall": {"name": ask.tool, "args": payload}}
-            text = json.dumps(payload)
         else:
-            text = payload if isinstance(payload, str) else json.dumps(payload)
             part = {"text": text}
         prompt_tokens, output_tokens = estimate_tokens(recorded.text), estimate_tokens(text)
         model = recorded.path.rsplit("/", 1)[-1].split(":", 1)[0]

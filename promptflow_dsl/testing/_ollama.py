@@ -40,21 +40,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from promptflow_dsl.testing._base import (
     Ask,
-    Emulator,
-    Faults,
-    Latency,
+    NativeEmulator,
     Out,
     RecordedRequest,
     Reply,
-    Responder,
-    Unforced,
     estimate_tokens,
-    fabricate_answer,
     find_schema,
+    payload_text,
 )
 
 __all__ = ["OllamaEmulator"]
@@ -85,7 +81,7 @@ def read_ask(body: Mapping[str, Any], text: str) -> Ask:
     return Ask(find_schema(text))
 
 
-class OllamaEmulator(Emulator):
+class OllamaEmulator(NativeEmulator):
     """An Ollama server on 127.0.0.1 (see the module docstring).
 
     The options are :class:`~promptflow_dsl.testing.LoopbackServer`'s, plus ``unforced``:
@@ -94,28 +90,10 @@ class OllamaEmulator(Emulator):
     else the JSON text.
     """
 
-    provider: ClassVar[str] = "ollama"
-    title: ClassVar[str] = "Ollama"
-    example_model: ClassVar[str] = "ollama/llama3.1"
-    key_variable: ClassVar[str | None] = None
-    api_path: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        latency: Latency = 0.0,
-        faults: Faults | None = None,
-        seed: int = 0,
-        responder: Responder | None = None,
-        *,
-        unforced: Unforced = "stray",
-        port: int = 0,
-    ) -> None:
-        super().__init__(latency, faults, seed, responder, port=port)
-        self.unforced = unforced
-
-    def __enter__(self) -> OllamaEmulator:
-        self.start()
-        return self
+    provider = "ollama"
+    title = "Ollama"
+    example_model = "ollama/llama3.1"
+    key_variable = None
 
     def _add_routes(self, app: Any) -> None:
         self._route(app, "POST", "/api/chat", "chat")
@@ -144,18 +122,11 @@ class OllamaEmulator(Emulator):
     async def _handle_root(self, request: Any) -> Any:
         return Out(200, "Ollama is running", content_type="text/plain").response()
 
-    def _error(
-        self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
-    ) -> Out:
-        return Out(status, {"error": message or _MESSAGES.get(status, f"HTTP {status}")}, headers)
+    def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
+        return {"error": message or _MESSAGES.get(status, f"HTTP {status}")}
 
     def _not_found(self, method: str, path: str) -> Out:
         return Out(404, "404 page not found", content_type="text/plain")
-
-    def _fault_reply(self, fault: str, faults: Faults) -> Reply:
-        if fault == "429":
-            return Reply(status=429, headers={"Retry-After": faults.retry_after_text})
-        return Reply(status=500 if fault == "500" else 503)
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
         if not recorded.body.get("model"):
@@ -166,14 +137,10 @@ class OllamaEmulator(Emulator):
 
     def _render(self, recorded: RecordedRequest, reply: Reply, number: int) -> Out:
         ask = read_ask(recorded.body, recorded.text)
-        payload: str | dict[str, Any]
-        if reply.content is not None or reply.json is not None:
-            payload = reply.content if reply.content is not None else dict(reply.json or {})
-        else:
-            payload = fabricate_answer(recorded, ask, unforced=self.unforced)
+        payload = self._answer(recorded, reply, ask)
         chat = recorded.endpoint == "chat"
         as_call = chat and isinstance(payload, dict) and ask.tool is not None
-        text = "" if as_call else payload if isinstance(payload, str) else json.dumps(payload)
+        text = "" if as_call else payload_text(payload)
         stats = {
             "total_duration": 1_000_000,
             "load_duration": 100_000,

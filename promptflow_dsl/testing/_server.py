@@ -43,7 +43,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from promptflow_dsl.testing._base import (
     Ask,
@@ -143,12 +143,6 @@ def default_responder(request: RecordedRequest, choice: int = 0) -> str | dict[s
 
 # ---------------------------------------------------------------------------------------
 # Response bodies
-
-
-def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
-    default, kind = _ERROR_MESSAGES.get(status, (f"HTTP {status}.", "api_error"))
-    code = kind if status in (408, 429) else None
-    return {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
 
 
 @dataclass
@@ -277,9 +271,9 @@ class LoopbackServer(Emulator):
     responder fabricates one per choice.
     """
 
-    provider: ClassVar[str] = "openai"
-    title: ClassVar[str] = "OpenAI-compatible server"
-    api_path: ClassVar[str] = "/v1"
+    provider = "openai"
+    title = "OpenAI-compatible server"
+    api_path = "/v1"
 
     def __init__(
         self,
@@ -294,10 +288,6 @@ class LoopbackServer(Emulator):
         super().__init__(latency, faults, seed, responder, port=port)
         self.quirks = quirks or Quirks()
 
-    def __enter__(self) -> LoopbackServer:
-        self.start()
-        return self
-
     def _add_routes(self, app: Any) -> None:
         for prefix in ("/v1", ""):
             self._route(app, "POST", prefix + "/chat/completions", "chat")
@@ -308,18 +298,13 @@ class LoopbackServer(Emulator):
         model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "loopback"}
         return Out(200, {"object": "list", "data": [model]}).response()
 
-    def _error(
-        self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None
-    ) -> Out:
-        return Out(status, _error_body(status, message), headers)
+    def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
+        default, kind = _ERROR_MESSAGES.get(status, (f"HTTP {status}.", "api_error"))
+        code = kind if status in (408, 429) else None
+        return {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
 
     def _not_found(self, method: str, path: str) -> Out:
         return self._error(404, f"Invalid URL ({method} {path})")
-
-    def _fault_reply(self, fault: str, faults: Faults) -> Reply:
-        if fault == "429":
-            return Reply(status=429, headers={"Retry-After": faults.retry_after_text})
-        return Reply(status=500 if fault == "500" else 503)
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
         reason = self.quirks.refusal(recorded.body) if recorded.endpoint == "chat" else None

@@ -3,12 +3,10 @@ atomic outputs and honest accounting, through the CLI and the API over real HTTP
 
 import itertools
 import json
-import os
 import re
 import resource
 import signal
 import subprocess
-import sys
 import time
 
 import polars as pl
@@ -16,6 +14,8 @@ import pytest
 
 from promptflow_dsl import Model, RetryPolicy, explode, self_instruct, text_generation
 from promptflow_dsl.testing import Faults, LoopbackServer, Reply
+
+from ._cli import promptflow_run, run_env
 
 QUICK = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.2)
 TEXT_GENERATION = "from promptflow_dsl import text_generation\nrecipe = text_generation.step()\n"
@@ -26,23 +26,7 @@ def model_at(server, **options):
 
 
 def cli(recipe, source, output, server, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "promptflow_dsl",
-        "run",
-        str(recipe),
-        "-i",
-        str(source),
-        "-o",
-        str(output),
-        "--model",
-        "openai/loopback",
-        "--api-base",
-        server.api_base,
-        "--no-progress",
-        *extra,
-    ]
+    return promptflow_run(recipe, source, output, "--no-progress", *extra, server=server)
 
 
 def write_questions(path, count, *, same=False):
@@ -55,11 +39,7 @@ def write_questions(path, count, *, same=False):
 
 @pytest.fixture
 def env(tmp_path):
-    return {
-        **os.environ,
-        "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"),
-        "OPENAI_API_KEY": "sk-test",
-    }
+    return run_env(tmp_path)
 
 
 def wait_for(condition, seconds=60):
@@ -278,17 +258,7 @@ def test_a_failed_final_write_keeps_the_earlier_output_and_the_parts(tmp_path, e
     recipe.write_text(TEXT_GENERATION)
     source = write_questions(tmp_path / "q.jsonl", 300)
     output = tmp_path / "out.jsonl"
-    base = [
-        sys.executable,
-        "-m",
-        "promptflow_dsl",
-        "run",
-        str(recipe),
-        "-i",
-        str(source),
-        "-o",
-        str(output),
-    ]
+    base = promptflow_run(recipe, source, output)
     good = subprocess.run([*base, "--limit", "100"], env=env, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     earlier = output.read_bytes()

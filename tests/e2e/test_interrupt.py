@@ -2,15 +2,15 @@
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 from promptflow_dsl import Model, text_generation
 from promptflow_dsl._engine._portal import run_sync
 from promptflow_dsl.testing import LoopbackServer, Reply
+
+from ._cli import promptflow_run, run_env
 
 
 def test_ctrl_c_stops_issuing_calls_and_says_how_to_resume(tmp_path):
@@ -20,33 +20,12 @@ def test_ctrl_c_stops_issuing_calls_and_says_how_to_resume(tmp_path):
     )
     source = tmp_path / "q.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Q {i}?"}) + "\n" for i in range(400)))
-    env = {
-        **os.environ,
-        "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"),
-        "OPENAI_API_KEY": "sk-test",
-    }
+    env = run_env(tmp_path)
     with LoopbackServer(latency=0.2) as server:
+        output = tmp_path / "out.parquet"
+        options = ("--max-concurrency", "4", "--chunk-size", "20", "--no-progress")
         run = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "promptflow_dsl",
-                "run",
-                str(recipe),
-                "-i",
-                str(source),
-                "-o",
-                str(tmp_path / "out.parquet"),
-                "--model",
-                "openai/loopback",
-                "--api-base",
-                server.api_base,
-                "--max-concurrency",
-                "4",
-                "--chunk-size",
-                "20",
-                "--no-progress",
-            ],  # fmt: skip
+            promptflow_run(recipe, source, output, *options, server=server),
             env=env,
             stderr=subprocess.PIPE,
             text=True,

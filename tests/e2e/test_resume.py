@@ -2,41 +2,22 @@
 
 import collections
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import polars as pl
 
 from promptflow_dsl.testing import LoopbackServer
 
+from ._cli import promptflow_run, run_env
+
 RECIPE = "from promptflow_dsl import text_generation\nrecipe = text_generation.step()\n"
 
 
 def command(recipe, source, output, server, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "promptflow_dsl",
-        "run",
-        str(recipe),
-        "-i",
-        str(source),
-        "-o",
-        str(output),
-        "--model",
-        "openai/loopback",
-        "--api-base",
-        server.api_base,
-        "--max-concurrency",
-        "4",
-        "--chunk-size",
-        "30",
-        "--no-progress",
-        *extra,
-    ]
+    options = ("--max-concurrency", "4", "--chunk-size", "30", "--no-progress", *extra)
+    return promptflow_run(recipe, source, output, *options, server=server)
 
 
 def test_kill_and_resume(tmp_path):
@@ -46,11 +27,7 @@ def test_kill_and_resume(tmp_path):
     source.write_text(
         "".join(json.dumps({"instruction": f"Question number {i}?"}) + "\n" for i in range(120))
     )
-    env = {
-        **os.environ,
-        "PROMPTFLOW_CACHE_DIR": str(tmp_path / "cache"),
-        "OPENAI_API_KEY": "sk-test",
-    }
+    env = run_env(tmp_path)
     with LoopbackServer(latency=0.04) as server:
         output = tmp_path / "out.parquet"
         run = subprocess.Popen(
