@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
-__all__ = ["json_object"]
+__all__ = ["json_object", "json_objects"]
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
@@ -28,7 +29,8 @@ def json_object(text: str) -> str | None:
     return None
 
 
-def _first_object(text: str) -> dict[str, object] | None:
+def json_objects(text: str) -> Iterator[dict[str, object]]:
+    """Every JSON object that starts at a ``{`` in *text*, in order (nested ones too)."""
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\{", text):
         try:
@@ -36,5 +38,8 @@ def _first_object(text: str) -> dict[str, object] | None:
         except ValueError:
             continue
         if isinstance(value, dict):
-            return value
-    return None
+            yield value
+
+
+def _first_object(text: str) -> dict[str, object] | None:
+    return next(json_objects(text), None)

@@ -18,12 +18,12 @@ import hashlib
 import json
 import logging
 import random
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
+from promptflow_dsl._engine._salvage import json_objects
 from promptflow_dsl._fabricate import fabricate, fabricate_sentence
 
 __all__ = [
@@ -233,15 +233,7 @@ def find_schema(text: str) -> dict[str, Any] | None:
     >>> find_schema('Answer as {"properties": {"a": {"type": "string"}}} please')
     {'properties': {'a': {'type': 'string'}}}
     """
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, dict) and "properties" in value:
-            return value
-    return None
+    return next((value for value in json_objects(text) if "properties" in value), None)
 
 
 def fabricate_answer(

@@ -23,4 +23,3 @@ def test_mistral_defaults_to_a_json_schema_response_format():
         body = server.requests[0].body
     assert result.instructions
     assert body["response_format"]["type"] == "json_schema" and "tools" not in body
-

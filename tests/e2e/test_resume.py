@@ -69,4 +69,6 @@ def test_kill_and_resume(tmp_path):
     # those in flight at the kill included: what the provider bills.
     totals = json.loads(pl.read_parquet_metadata(output)["promptflow_dsl"])["totals"]
     summary_calls = int(resumed.stderr.split(" calls, ")[0].rsplit(" ", 1)[-1])
-    assert totals["calls"] == summary_calls == billed
+    # An attempt is counted as it is sent: one in flight at the kill may not have reached
+    # the server, so the count may exceed the server's by at most the in-flight limit.
+    assert totals["calls"] == summary_calls and billed <= totals["calls"] <= billed + 4
