@@ -269,7 +269,7 @@ class Technique(Generic[R]):
         chosen = Model.coerce(model)
         store = None if chosen.is_offline else open_cache(cache)  # offline answers are free
         sequence = self.sequence(*inputs, **attributes)
-        result, _ = await drive(sequence, lambda program: interpret(program, chosen, cache=store))
+        result = await drive(sequence, lambda program: interpret(program, chosen, cache=store))
         return cast(R, result)
 
     def __call__(

@@ -26,17 +26,19 @@ def single(program: PromptProgram[Any]) -> Sequence:
 
 async def drive(
     sequence: Sequence, call: Callable[[PromptProgram[Any]], Awaitable[Completion[Any]]]
-) -> tuple[Any, list[Completion[Any]]]:
-    """Run every program the sequence yields; return its result and the completions."""
-    completions: list[Completion[Any]] = []
+) -> Any:
+    """Run every program the sequence yields through *call*; return the sequence's result.
+
+    A caller that needs the completions (their usage) keeps them in *call*, so it has them
+    even when a later call fails.
+    """
     try:
         program = next(sequence)
         while True:
             completion = await call(program)
-            completions.append(completion)
             program = sequence.send(completion.result)
     except StopIteration as stop:
-        return stop.value, completions
+        return stop.value
     finally:
         sequence.close()
 

@@ -231,7 +231,7 @@ class TechniqueStep(Step):
                 return completions[-1]
 
             try:
-                result, _ = await drive(sequence, noted)
+                result = await drive(sequence, noted)
             except PromptflowError as exc:
                 if run.on_error == "raise" or isinstance(exc, RUN_STOPPERS):
                     raise
