@@ -1,4 +1,4 @@
-"""Drive a technique's sequence of prompt programs: send each result back, collect the calls.
+"""Drive a technique's sequence of prompt programs: send each result back into it.
 
 A plain technique is a sequence of one program. A multi-call technique (Evol-Instruct's
 rounds, say) is written as a generator that yields programs and receives their results,
