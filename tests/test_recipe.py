@@ -138,6 +138,12 @@ def test_a_recipe_that_adds_rows_returns_a_fresh_pandas_index():
     assert all(isinstance(text, str) for text in out["generation"])
 
 
+def test_a_pandas_series_is_a_frame_of_one_column_of_its_name():
+    pd = pytest.importorskip("pandas")
+    out = self_instruct.step().run(pd.Series(["a b", "c d"], name="input"), model="mock")
+    assert out["input"].to_list() == ["a b", "c d"]
+
+
 def test_a_named_pandas_index_is_kept_as_a_column():
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"input": ["a b", "c d"]}, index=pd.Index(["d1", "d2"], name="doc_id"))

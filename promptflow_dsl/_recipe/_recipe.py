@@ -110,12 +110,19 @@ def as_frame(rows: Any) -> pl.DataFrame:
     library = _library_of(rows)
     if library == "pandas":
         named_index = any(name is not None for name in rows.index.names)
-        return pl.from_pandas(rows, include_index=named_index)
+        return _one_frame(pl.from_pandas(rows, include_index=named_index))
     if library == "pyarrow":
-        return cast("pl.DataFrame", pl.from_arrow(rows))
+        return _one_frame(pl.from_arrow(rows))
     if hasattr(rows, "to_polars"):
         return cast("pl.DataFrame", rows.to_polars())
     return pl.DataFrame(list(rows))
+
+
+def _one_frame(converted: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    """A frame, also from a pandas series or a pyarrow array (one column, of its name)."""
+    import polars as pl
+
+    return converted.to_frame() if isinstance(converted, pl.Series) else converted
 
 
 def _library_of(rows: object) -> str:
