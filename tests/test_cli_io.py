@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from promptflow_dsl._errors import PromptflowError
+from promptflow_dsl._io.frames import read_frame
 from promptflow_dsl._recipe._llm_step import error_dtype
 from promptflow_dsl._recipe._overrides import apply_overrides
 from promptflow_dsl.cli import main
@@ -374,3 +375,35 @@ def test_a_column_that_is_a_list_in_one_chunk_and_text_in_another_joins(tmp_path
     out = pl.read_parquet(output)
     assert set(out["input"]) == {"[1, 2]", "Rivers carve valleys."}  # the list kept, as text
     assert out.filter(pl.col("input") == "[1, 2]")["error"][0]["type"] == "InputTypeError"
+
+
+def _zero_row_parquet(path: Path) -> None:
+    pl.DataFrame({"input": pl.Series([], dtype=pl.String)}).write_parquet(path)
+
+
+EMPTY_INPUTS = {
+    "empty.jsonl": b"",
+    "blank-lines.jsonl": b"\n \n",
+    "empty.csv": b"",
+    "blank.csv": b"\xef\xbb\xbf\n",  # a byte order mark and a newline, as an editor saves it
+    "header-only.csv": b"input\n",
+    "empty.json": b"",
+    "empty-array.json": b"[]\n",
+    "zero-rows.parquet": _zero_row_parquet,
+}
+
+
+@pytest.mark.parametrize("name", EMPTY_INPUTS)
+@pytest.mark.parametrize("output", ["out.parquet", "out.jsonl", "out.csv", "out.json"])
+def test_every_empty_input_is_one_warning_and_an_empty_output(tmp_path, name, output):
+    source = tmp_path / name
+    content = EMPTY_INPUTS[name]
+    content(source) if callable(content) else source.write_bytes(content)
+    result = _run(RECIPE, "-i", source, "-o", tmp_path / output)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "error" not in result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the input has no rows, so the output has none; check --input and --limit"
+    ]
+    assert read_frame(tmp_path / output).height == 0

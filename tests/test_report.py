@@ -1,6 +1,7 @@
 """promptflow report: figures measured from real offline runs, rendered to self-contained HTML."""
 
 import base64
+import html
 import json
 import re
 from pathlib import Path
@@ -167,3 +168,73 @@ def test_report_without_matplotlib_names_the_extra(generated, monkeypatch):
     result = CliRunner().invoke(main, ["report", str(generated), "--to", "unused.html"])
     assert result.exit_code == 1 and "pip install 'promptflow_dsl[report]'" in result.output
     assert not Path("unused.html").exists()
+
+
+def _section_of(page: str, title: str) -> str:
+    return page.split(f"<h2>{title}</h2>", 1)[1].split("</section>", 1)[0]
+
+
+def _report_of(frame: pl.DataFrame, folder: Path, *args: str) -> str:
+    source = folder / "rows.parquet"
+    frame.write_parquet(source)
+    target = folder / "rows.html"
+    result = CliRunner().invoke(main, ["report", str(source), "--to", str(target), *args])
+    assert result.exit_code == 0, result.output
+    return target.read_text()
+
+
+HOSTILE = pl.DataFrame(
+    {
+        "instruction": ["Write a haiku.", "Explain <script>alert('x')</script> & why.", "Go."],
+        "generation": ["Rain.", "Because <b>tags</b> & entities are text here.", "Gone."],
+    }
+)
+
+
+def test_example_rows_are_escaped_and_show_the_first_and_the_longest(tmp_path):
+    page = _report_of(HOSTILE, tmp_path)
+    examples = _section_of(page, "Lengths (words)")
+    assert "Example rows" in examples
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; why." in examples
+    assert "&lt;b&gt;tags&lt;/b&gt; &amp; entities" in examples
+    shown = re.findall(r'<p class="note">([a-z, ]+): row (\d+)</p>', examples)
+    reasons = {why: int(row) for whys, row in shown for why in whys.split(", ")}
+    assert set(reasons) == {"first", "random", "longest"}
+    assert reasons["first"] == 1 and reasons["longest"] == 2  # the row with the most text
+    assert 1 <= reasons["random"] <= HOSTILE.height
+    assert "Write a haiku." in examples and "Rain." in examples
+
+
+def test_the_random_example_is_the_same_on_every_report(tmp_path):
+    frame = pl.DataFrame(
+        {"instruction": [f"Write poem {i}." for i in range(50)], "generation": ["x"] * 50}
+    )
+    first = _report_of(frame, tmp_path)
+    again = _report_of(frame, tmp_path)
+    assert "random" in _section_of(first, "Lengths (words)") and first == again
+
+
+def test_long_texts_in_examples_are_shortened(tmp_path):
+    frame = HOSTILE.with_columns(pl.col("generation").str.replace("Gone.", "word " * 2_000))
+    examples = _section_of(_report_of(frame, tmp_path), "Lengths (words)")
+    assert "more characters)" in examples and "word " * 2_000 not in examples
+
+
+def test_failures_verbs_and_seeds_have_example_rows(generated, tmp_path):
+    target = tmp_path / "r.html"
+    args = ["report", str(generated), "--seeds", str(SEEDS), "--to", str(target)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    page = target.read_text()
+    frame = pl.read_parquet(generated)
+    failed_row = frame["error"].is_not_null().arg_true()[0] + 1
+    overview = _section_of(page, "Overview")
+    assert "Example failures" in overview and f"row {failed_row:,}" in overview
+    assert "MissingInput" in overview
+    top_verb = measure(frame).leading_verbs[0][0]
+    verbs = _section_of(page, "Leading verbs")
+    assert f"Example instructions led by “{top_verb}”" in verbs
+    shown = re.findall(r"<th>instruction</th><td>([^<]*)</td>", verbs)
+    assert shown and all(leading_word(html.unescape(t))[0] == top_verb for t in shown)
+    similarity = _section_of(page, "Similarity to the seeds")
+    assert "Example instructions" in similarity and "ROUGE-L to the nearest seed" in similarity

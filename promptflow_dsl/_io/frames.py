@@ -1,7 +1,8 @@
 """Read and write frames by file extension: .jsonl/.ndjson, .json, .csv and .parquet.
 
 A path without an extension (or an existing folder) is a Hugging Face ``datasets`` folder,
-as ``Dataset.save_to_disk`` writes it (the ``hf`` extra).
+as ``Dataset.save_to_disk`` writes it (the ``hf`` extra). A text file that holds only white
+space reads as a frame with no rows and no columns, the way an empty ``.jsonl`` always did.
 
 >>> import polars as pl, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.jsonl"
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+_TEXT_FORMATS = (".jsonl", ".ndjson", ".json", ".csv")
+_BLOCK = 1 << 16
 DATASET_FOLDER = "datasets folder"
 
 
@@ -95,6 +99,8 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
             from .hf import load_folder
 
             frame = load_folder(path)
+        elif suffix in _TEXT_FORMATS and _is_blank(path):
+            frame = pl.DataFrame()  # no rows, as in an empty Parquet file: not an error
         elif suffix in (".jsonl", ".ndjson"):
             frame = pl.read_ndjson(_without_bom(path), n_rows=limit)
         elif suffix == ".json":
@@ -104,6 +110,17 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
         else:
             frame = pl.read_parquet(path, n_rows=limit)
     return frame.head(limit) if limit is not None else frame
+
+
+def _is_blank(path: Path) -> bool:
+    """True if a text file holds nothing but white space (and perhaps a byte order mark).
+
+    Reads only until the first other byte, so a large file costs one block.
+    """
+    with path.open("rb") as handle:
+        first = handle.read(_BLOCK).removeprefix(codecs.BOM_UTF8)
+        rest = iter(lambda: handle.read(_BLOCK), b"")
+        return not any(block.strip() for block in itertools.chain([first], rest))
 
 
 def _without_bom(path: Path) -> Path | io.BytesIO:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
 from .._engine._account import Account
 from .._engine._cache import ReplyCache, open_cache
@@ -39,7 +39,15 @@ from ._bookkeeping import normalise_bookkeeping
 from ._step import Step
 
 if TYPE_CHECKING:
+    import pandas as pd
     import polars as pl
+    import pyarrow as pa
+
+FrameLike: TypeAlias = "pl.DataFrame | pd.DataFrame | pa.Table | Sequence[Mapping[str, Any]]"
+"""What a recipe runs on: a Polars, pandas or pyarrow frame, or a list of dicts."""
+
+Output: TypeAlias = Literal["polars", "same"]
+"""What ``run`` returns: a Polars frame, or the same kind of frame that came in."""
 
 __all__ = ["Recipe", "RunResult", "RunSummary"]
 
@@ -90,15 +98,64 @@ def _plan(steps: Sequence[Step]) -> _Plan:
 
 
 def as_frame(rows: Any) -> pl.DataFrame:
-    """A Polars frame from a frame, a list of dicts, or anything with ``to_polars()``
-    (a Hugging Face ``datasets.Dataset``, say)."""
+    """A Polars frame from a Polars, pandas or pyarrow frame, a list of dicts, or anything
+    with ``to_polars()`` (a Hugging Face ``datasets.Dataset``, say).
+
+    A pandas index is dropped unless it has a name; a named index becomes a column.
+    """
     import polars as pl
 
     if isinstance(rows, pl.DataFrame):
         return rows
+    library = _library_of(rows)
+    if library == "pandas":
+        named_index = any(name is not None for name in rows.index.names)
+        return _one_frame(pl.from_pandas(rows, include_index=named_index))
+    if library == "pyarrow":
+        return _one_frame(pl.from_arrow(rows))
     if hasattr(rows, "to_polars"):
         return cast("pl.DataFrame", rows.to_polars())
     return pl.DataFrame(list(rows))
+
+
+def _one_frame(converted: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    """A frame, also from a pandas series or a pyarrow array (one column, of its name)."""
+    import polars as pl
+
+    return converted.to_frame() if isinstance(converted, pl.Series) else converted
+
+
+def _library_of(rows: object) -> str:
+    """The top-level package that defines the type of *rows* (``"pandas"``, ``"pyarrow"``...).
+
+    Read from the type's module, so that telling a pandas frame apart imports no pandas.
+    """
+    return type(rows).__module__.partition(".")[0]
+
+
+def as_kind_of(frame: pl.DataFrame, rows: object) -> Any:
+    """*frame* as the same kind of frame as *rows*: pandas for pandas, pyarrow for pyarrow,
+    Polars otherwise."""
+    library = _library_of(rows)
+    if library == "pandas":
+        return _to_pandas(frame)
+    if library == "pyarrow":
+        return frame.to_arrow()
+    return frame
+
+
+def _to_pandas(frame: pl.DataFrame) -> Any:
+    """*frame* as a pandas frame whose nested cells are Python lists and dicts.
+
+    pyarrow's own conversion gives numpy arrays for list cells; a pandas user expects lists.
+    """
+    import pandas as pd
+
+    converted = frame.to_pandas()
+    for name, dtype in frame.schema.items():
+        if dtype.is_nested():
+            converted[name] = pd.Series(frame[name].to_list(), dtype=object)
+    return converted
 
 
 @dataclass(frozen=True)
@@ -198,7 +255,7 @@ class Recipe:
 
     async def aexecute(
         self,
-        frame: pl.DataFrame | Sequence[Mapping[str, Any]],
+        frame: FrameLike,
         *,
         model: str | Model | None = None,
         max_concurrency: int = 16,
@@ -245,28 +302,54 @@ class Recipe:
         """True if every row's output depends on that row alone, so chunks give the same result."""
         return all(step.row_wise for step in self.steps)
 
-    def execute(
-        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
-    ) -> RunResult:
+    def execute(self, frame: FrameLike, **options: Any) -> RunResult:
         """Sync :meth:`aexecute`; works inside a running event loop too."""
         from .._engine._portal import run_sync
 
         return run_sync(self.aexecute(frame, **options))
 
+    @overload
     async def arun(
-        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
-    ) -> pl.DataFrame:
-        """Run the recipe and return the output frame (async)."""
-        return (await self.aexecute(frame, **options)).frame
+        self, frame: FrameLike, *, output: Literal["polars"] = ..., **options: Any
+    ) -> pl.DataFrame: ...
+    @overload
+    async def arun(self, frame: FrameLike, *, output: Output, **options: Any) -> Any: ...
 
+    async def arun(self, frame: FrameLike, *, output: Output = "polars", **options: Any) -> Any:
+        """Run the recipe and return the output frame (async; see :meth:`run`)."""
+        _check_output(output)
+        result = await self.aexecute(frame, **options)
+        return _as_output(result.frame, frame, output)
+
+    @overload
     def run(
-        self, frame: pl.DataFrame | Sequence[Mapping[str, Any]], **options: Any
-    ) -> pl.DataFrame:
+        self, frame: FrameLike, *, output: Literal["polars"] = ..., **options: Any
+    ) -> pl.DataFrame: ...
+    @overload
+    def run(self, frame: FrameLike, *, output: Output, **options: Any) -> Any: ...
+
+    def run(self, frame: FrameLike, *, output: Output = "polars", **options: Any) -> Any:
         """Run the recipe and return the output frame.
+
+        ``output``: ``"polars"`` returns a Polars frame; ``"same"`` returns the kind that
+        came in (a pandas frame for a pandas frame, a pyarrow table for a pyarrow table).
 
         Options (see :meth:`aexecute`): ``model`` (the default for steps without one),
         ``max_concurrency`` (calls in flight), ``on_error`` (``"record"`` keeps going,
         ``"raise"`` stops), ``progress`` (``None``: a bar only on a terminal), ``cache``,
         ``retry`` and ``max_cost_usd``.
         """
-        return self.execute(frame, **options).frame
+        _check_output(output)
+        return _as_output(self.execute(frame, **options).frame, frame, output)
+
+
+def _check_output(output: str) -> None:
+    """Refuse an unknown ``output`` before anything runs, so no call is spent on it."""
+    if output not in ("polars", "same"):
+        message = f"Recipe.run: output={output!r} is not known; use 'polars' or 'same'"
+        raise ValueError(message)
+
+
+def _as_output(frame: pl.DataFrame, rows: object, output: Output) -> Any:
+    """The output frame in the kind asked for: Polars, or the kind of the input *rows*."""
+    return as_kind_of(frame, rows) if output == "same" else frame

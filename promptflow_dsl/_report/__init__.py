@@ -3,17 +3,24 @@
 It shows rows, failures, tokens, dollars and models; the length distributions of the
 instructions and responses; the most common leading verbs; and, given seed instructions,
 the histogram of ROUGE-L similarity to the most similar seed, as in the Self-Instruct
-paper's analysis.
+paper's analysis; and for each, example rows (the first, a seeded random one, the longest).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ._figures import ReportFigures, leading_word, measure, seed_instructions
+from ._figures import Example, ReportFigures, leading_word, measure, seed_instructions
 from ._render import render_report
 
-__all__ = ["ReportFigures", "build_report", "leading_word", "measure", "render_report"]
+__all__ = [
+    "Example",
+    "ReportFigures",
+    "build_report",
+    "leading_word",
+    "measure",
+    "render_report",
+]
 
 
 def build_report(

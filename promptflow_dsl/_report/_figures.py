@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,14 @@ import polars as pl
 from .._errors import PromptflowError
 from .._rouge import nearest_scores
 
-__all__ = ["ReportFigures", "leading_word", "measure", "seed_instructions"]
+__all__ = [
+    "Example",
+    "ReportFigures",
+    "leading_word",
+    "measure",
+    "pick_examples",
+    "seed_instructions",
+]
 
 INSTRUCTION_COLUMNS = ("instruction", "evolved_instruction", "prompt", "user", "question")
 RESPONSE_COLUMNS = ("generation", "response", "completion", "assistant", "answer", "output")
@@ -56,6 +65,45 @@ def leading_word(text: str) -> tuple[str, str] | None:
     return word, "other" if word in _NOT_VERBS else "verb"
 
 
+@dataclass(frozen=True)
+class Example:
+    """One example row: why it was picked (``first``, ``random``, ``longest``), its 1-based
+    number, and its texts by name."""
+
+    why: str
+    row: int
+    texts: tuple[tuple[str, str], ...]
+
+
+Numbered = tuple[int, dict[str, str]]
+"""A candidate example: its 1-based number and its texts by name."""
+
+
+def pick_examples(rows: Sequence[Numbered], *, seed: int = 0) -> list[Example]:
+    """The first row, a random one (the same for the same *seed*) and the longest one.
+
+    A row picked twice is shown once, with both reasons.
+
+    >>> rows = [(1, {"q": "Hi?"}), (2, {"q": "Why is the sky blue?"}), (3, {"q": "No."})]
+    >>> [(e.why, e.row) for e in pick_examples(rows, seed=5)]
+    [('first', 1), ('random', 3), ('longest', 2)]
+    """
+    if not rows:
+        return []
+    picks = {
+        "first": 0,
+        "random": random.Random(seed).randrange(len(rows)),
+        "longest": max(range(len(rows)), key=lambda i: sum(map(len, rows[i][1].values()))),
+    }
+    reasons: dict[int, list[str]] = {}
+    for why, index in picks.items():
+        reasons.setdefault(index, []).append(why)
+    return [
+        Example(", ".join(whys), rows[index][0], tuple(rows[index][1].items()))
+        for index, whys in reasons.items()
+    ]
+
+
 @dataclass
 class ReportFigures:
     """What the report shows. Counts are of rows; lengths are in words."""
@@ -78,6 +126,10 @@ class ReportFigures:
     seed_count: int = 0
     seed_similarity: list[float] = field(default_factory=list)
     provenance: dict[str, Any] | None = None
+    examples: list[Example] = field(default_factory=list)
+    failure_examples: list[Example] = field(default_factory=list)
+    verb_examples: list[Example] = field(default_factory=list)
+    similarity_examples: list[Example] = field(default_factory=list)
 
 
 def _pick(frame: pl.DataFrame, wanted: str | None, candidates: tuple[str, ...]) -> str | None:
@@ -98,6 +150,28 @@ def _turns(frame: pl.DataFrame, role: str) -> pl.Series | None:
         pl.element().filter(pl.element().struct.field("role") == role).struct.field("content")
     )
     return frame.select(turns.list.first().alias(role)).to_series()
+
+
+def _numbered(columns: dict[str, pl.Series | None]) -> list[Numbered]:
+    """The rows with a text in any of *columns*, numbered from 1, with those texts."""
+    present = {name: series.to_list() for name, series in columns.items() if series is not None}
+    if not present:
+        return []
+    rows = [
+        (number, {name: cells[number - 1] for name, cells in present.items()})
+        for number in range(1, len(next(iter(present.values()))) + 1)
+    ]
+    texts = [(n, {k: v for k, v in row.items() if isinstance(v, str) and v}) for n, row in rows]
+    return [(n, row) for n, row in texts if row]
+
+
+def _failures(frame: pl.DataFrame) -> list[Numbered]:
+    """The failed rows, numbered from 1, with the step, type and message of their error."""
+    if not isinstance(frame.schema.get("error"), pl.Struct):
+        return []
+    error = frame["error"].struct
+    names = [name for name in ("step", "type", "message", "raw_reply") if name in error.fields]
+    return _numbered({name: error.field(name) for name in names})
 
 
 def _texts(series: pl.Series | None) -> list[str]:
@@ -124,8 +198,10 @@ def measure(
     instruction_column: str | None = None,
     response_column: str | None = None,
     top_verbs: int = 20,
+    example_seed: int = 0,
 ) -> ReportFigures:
-    """Measure an output frame: totals, lengths, leading verbs and similarity to *seeds*."""
+    """Measure an output frame: totals, lengths, leading verbs and similarity to *seeds*,
+    with example rows for each (*example_seed* picks the random one)."""
     figures = ReportFigures(rows=frame.height, provenance=provenance)
     if "error" in frame.columns:
         errors = frame["error"].drop_nulls()
@@ -142,26 +218,49 @@ def measure(
     if "model_name" in frame.columns:
         figures.models = Counter(frame["model_name"].fill_null("(failed)").to_list()).most_common()
 
+    figures.failure_examples = pick_examples(_failures(frame), seed=example_seed)
+
     figures.instruction_column = _pick(frame, instruction_column, INSTRUCTION_COLUMNS)
     figures.response_column = _pick(frame, response_column, RESPONSE_COLUMNS)
-    instructions = _texts(
+    instruction_series = (
         frame[figures.instruction_column] if figures.instruction_column else _turns(frame, "user")
     )
-    responses = _texts(
+    response_series = (
         frame[figures.response_column] if figures.response_column else _turns(frame, "assistant")
     )
+    instructions = _texts(instruction_series)
+    responses = _texts(response_series)
     if not figures.instruction_column and instructions:
         figures.instruction_column = "conversation (first user turn)"
     if not figures.response_column and responses:
         figures.response_column = "conversation (first assistant turn)"
-    unique = list(dict.fromkeys(instructions))
+    pairs = {"instruction": instruction_series, "response": response_series}
+    figures.examples = pick_examples(_numbered(pairs), seed=example_seed)
+    first_rows: dict[str, int] = {}  # each distinct instruction's first row number
+    for number, row in _numbered({"instruction": instruction_series}):
+        first_rows.setdefault(row["instruction"], number)
+    unique = list(first_rows)
     figures.unique_instructions = len(unique)
     figures.instruction_lengths = [len(t.split()) for t in instructions]
     figures.response_lengths = [len(t.split()) for t in responses]
     kinds = [w for w in map(leading_word, unique) if w is not None]
     figures.leading_verbs = Counter(w for w, k in kinds if k == "verb").most_common(top_verbs)
     figures.questions = sum(1 for _, k in kinds if k == "question")
+    if figures.leading_verbs:
+        top = figures.leading_verbs[0][0]
+        led = [(first_rows[t], {"instruction": t}) for t in unique if _leads(t, top)]
+        figures.verb_examples = pick_examples(led, seed=example_seed)
     if seeds:
         figures.seed_count = len(seeds)
         figures.seed_similarity = nearest_scores(unique, seeds)
+        scored = [
+            (first_rows[text], {"instruction": text, "ROUGE-L to the nearest seed": f"{score:.3f}"})
+            for text, score in zip(unique, figures.seed_similarity, strict=True)
+        ]
+        figures.similarity_examples = pick_examples(scored, seed=example_seed)
     return figures
+
+
+def _leads(text: str, verb: str) -> bool:
+    found = leading_word(text)
+    return found is not None and found[0] == verb

@@ -12,12 +12,13 @@ import statistics
 from typing import Any
 
 from .._errors import PromptflowError
-from ._figures import ReportFigures
+from ._figures import Example, ReportFigures
 
 __all__ = ["render_report"]
 
 _INSTALL = "pip install 'promptflow_dsl[report]'"
 _BLUE, _ORANGE = "#3b6ea5", "#d9822b"
+_SHOWN_CHARACTERS = 1_500  # of one text in an example: the longest row can be a book
 
 
 def _pyplot() -> Any:
@@ -161,6 +162,24 @@ def _origin(provenance: dict[str, Any] | None) -> str:
     return _table(rows) + f"<details><summary>recipe source</summary><pre>{source}</pre></details>"
 
 
+def _shortened(text: str) -> str:
+    if len(text) <= _SHOWN_CHARACTERS:
+        return text
+    return f"{text[:_SHOWN_CHARACTERS]}… ({len(text) - _SHOWN_CHARACTERS:,} more characters)"
+
+
+def _examples(title: str, examples: list[Example]) -> str:
+    """Example rows as small tables, every text escaped (rows hold model output)."""
+    if not examples:
+        return ""
+    tables = "".join(
+        f'<p class="note">{html.escape(example.why)}: row {example.row:,}</p>'
+        + _table([(name, _shortened(text)) for name, text in example.texts])
+        for example in examples
+    )
+    return f'<h3>{html.escape(title)}</h3><div class="examples">{tables}</div>'
+
+
 def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
@@ -173,12 +192,14 @@ table { border-collapse: collapse; margin: .5rem 0; }
 th, td { text-align: left; padding: .2rem .8rem .2rem 0; border-bottom: 1px solid #eee; }
 th { font-weight: 600; } img { max-width: 100%; } pre { background: #f6f6f6; padding: .8rem;
 overflow-x: auto; } .note { color: #666; }
+h3 { font-size: 1rem; } .examples td { white-space: pre-wrap; }
 """
 
 
 def render_report(figures: ReportFigures, *, title: str) -> str:
     """The report's HTML."""
-    sections = [_section("Overview", _overview(figures))]
+    failures = _examples("Example failures", figures.failure_examples)
+    sections = [_section("Overview", _overview(figures) + failures)]
     if figures.instruction_lengths or figures.response_lengths:
         table = _table(
             [
@@ -190,7 +211,8 @@ def render_report(figures: ReportFigures, *, title: str) -> str:
                 ("distinct instructions", f"{figures.unique_instructions:,}"),
             ]
         )
-        sections.append(_section("Lengths (words)", table + _lengths_plot(figures)))
+        examples = _examples("Example rows", figures.examples)
+        sections.append(_section("Lengths (words)", table + _lengths_plot(figures) + examples))
     else:
         note = (
             "Every row failed: there are no texts to measure."
@@ -205,7 +227,9 @@ def render_report(figures: ReportFigures, *, title: str) -> str:
             f"polite openings such as &ldquo;Please&rdquo;. {figures.questions:,} instructions "
             f"are questions and are not counted.</p>"
         )
-        sections.append(_section("Leading verbs", note + _verbs_plot(figures)))
+        top = figures.leading_verbs[0][0]
+        examples = _examples(f"Example instructions led by “{top}”", figures.verb_examples)
+        sections.append(_section("Leading verbs", note + _verbs_plot(figures) + examples))
     if figures.seed_similarity:
         scores = figures.seed_similarity
         above = sum(1 for s in scores if s > 0.7)
@@ -215,7 +239,9 @@ def render_report(figures: ReportFigures, *, title: str) -> str:
             f"the Self-Instruct paper's analysis). Mean {statistics.fmean(scores):.3f}; "
             f"{above:,} above 0.7.</p>"
         )
-        sections.append(_section("Similarity to the seeds", note + _similarity_plot(figures)))
+        examples = _examples("Example instructions", figures.similarity_examples)
+        plot = _similarity_plot(figures)
+        sections.append(_section("Similarity to the seeds", note + plot + examples))
     else:
         note = "Pass --seeds SEEDS.jsonl to compare the instructions with the seed instructions."
         sections.append(_section("Similarity to the seeds", f'<p class="note">{note}</p>'))
