@@ -2,7 +2,7 @@
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from promptflow_dsl import (
@@ -101,6 +101,10 @@ field = st.text(
 
 @given(st.lists(st.tuples(field, field), max_size=5, unique_by=lambda p: p[0]), st.booleans())
 def test_round_trip(pairs, classification):
+    # The format's own words mark its pieces (the paper splits on "Example" anywhere), so a
+    # field cannot hold them; the list comes from the format, not from the parser.
+    reserved = ("Example", "Input", "Output", "Class label")
+    assume(not any(word in text for pair in pairs for text in pair for word in reserved))
     pairs = [(i, o) for i, o in pairs if i != o]
     result = Instances(instances=[Instance(input=i, output=o) for i, o in pairs])
     assert (

@@ -133,7 +133,8 @@ def parse_instances(
 
 
 def format_instances(result: Instances, *, classification: bool = False) -> str:
-    """A reply in the prompt's format (the parser's inverse)."""
+    """A reply in the prompt's format (the parser's inverse for fields that hold none of the
+    format's words: ``Example``, ``Input``, ``Output``, ``Class label``)."""
     if classification:
         return "".join(f"Class label: {x.output}\n{x.input}\n" for x in result.instances)
     return "".join(
