@@ -60,8 +60,9 @@ from ._recipe._frame_steps import (  # noqa: E402
     select,
     unnest,
 )
+from ._recipe._llm_step import TechniqueStep  # noqa: E402
 from ._recipe._loop import extend, repeat_until  # noqa: E402
-from ._recipe._recipe import Recipe, RunResult, RunSummary  # noqa: E402
+from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
 from ._recipe._step import Contract, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
@@ -122,12 +123,14 @@ __all__ = [
     "ReservedColumnError",
     "RetryPolicy",
     "RunAbortedError",
+    "RunOptions",
     "RunResult",
     "RunSummary",
     "Step",
     "StorageError",
     "StorageFullError",
     "Technique",
+    "TechniqueStep",
     "TemplateError",
     "Usage",
     "UserAssistantPair",

@@ -26,7 +26,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, cast, overload
+
+from typing_extensions import Unpack
 
 from .._engine._account import Account
 from .._engine._cache import ReplyCache, open_cache
@@ -49,7 +51,7 @@ FrameLike: TypeAlias = "pl.DataFrame | pd.DataFrame | pa.Table | Sequence[Mappin
 Output: TypeAlias = Literal["polars", "same"]
 """What ``run`` returns: a Polars frame, or the same kind of frame that came in."""
 
-__all__ = ["Recipe", "RunResult", "RunSummary"]
+__all__ = ["Recipe", "RunOptions", "RunResult", "RunSummary"]
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,27 @@ class RunResult:
     summary: RunSummary
 
 
+class RunOptions(TypedDict, total=False):
+    """How a recipe runs; every option may be left out.
+
+    ``model``: the model of the steps without their own. ``max_concurrency``: calls in
+    flight (16). ``on_error``: ``"record"`` keeps a failed row with its reason and goes on,
+    ``"raise"`` stops at the first. ``progress``: ``None`` shows progress where it can be
+    seen (a bar on a terminal, a line in a notebook, a log line every few seconds
+    elsewhere). ``cache``: True the default on-disk cache, False none, a path that file, or
+    a :class:`ReplyCache`. ``retry``: a :class:`RetryPolicy`. ``max_cost_usd``: checked
+    before every call; once spent, no new call is issued and the rows left say why.
+    """
+
+    model: str | Model | None
+    max_concurrency: int
+    on_error: Literal["record", "raise"]
+    progress: bool | None
+    cache: bool | str | Path | ReplyCache
+    retry: RetryPolicy
+    max_cost_usd: float | None
+
+
 @dataclass(frozen=True, repr=False)
 class Recipe:
     """Steps in order. Composition checks the columns; running checks the input frame."""
@@ -253,7 +276,14 @@ class Recipe:
             if column not in existing:
                 raise MissingColumnError(step=step, column=column, existing=existing)
 
-    async def aexecute(
+    async def aexecute(self, frame: FrameLike, **options: Unpack[RunOptions]) -> RunResult:
+        """Run the recipe and return the output frame with the run's summary.
+
+        The options are :class:`RunOptions`' (typed, all optional).
+        """
+        return await self._execute(frame, **options)
+
+    async def _execute(
         self,
         frame: FrameLike,
         *,
@@ -265,11 +295,6 @@ class Recipe:
         retry: RetryPolicy = DEFAULT_RETRY,
         max_cost_usd: float | None = None,
     ) -> RunResult:
-        """Run the recipe and return the output frame with the run's summary.
-
-        ``cache``: True uses the default on-disk cache, False none, a path that file.
-        ``max_cost_usd``: once spent, no new call is issued; the rows left record why.
-        """
         frame = as_frame(frame)
         self.check(frame.columns)
         with ProgressDisplay(enabled=progress) as display:
@@ -302,7 +327,7 @@ class Recipe:
         """True if every row's output depends on that row alone, so chunks give the same result."""
         return all(step.row_wise for step in self.steps)
 
-    def execute(self, frame: FrameLike, **options: Any) -> RunResult:
+    def execute(self, frame: FrameLike, **options: Unpack[RunOptions]) -> RunResult:
         """Sync :meth:`aexecute`; works inside a running event loop too."""
         from .._engine._portal import run_sync
 
@@ -310,12 +335,20 @@ class Recipe:
 
     @overload
     async def arun(
-        self, frame: FrameLike, *, output: Literal["polars"] = ..., **options: Any
+        self,
+        frame: FrameLike,
+        *,
+        output: Literal["polars"] = ...,
+        **options: Unpack[RunOptions],
     ) -> pl.DataFrame: ...
     @overload
-    async def arun(self, frame: FrameLike, *, output: Output, **options: Any) -> Any: ...
+    async def arun(
+        self, frame: FrameLike, *, output: Output, **options: Unpack[RunOptions]
+    ) -> Any: ...
 
-    async def arun(self, frame: FrameLike, *, output: Output = "polars", **options: Any) -> Any:
+    async def arun(
+        self, frame: FrameLike, *, output: Output = "polars", **options: Unpack[RunOptions]
+    ) -> Any:
         """Run the recipe and return the output frame (async; see :meth:`run`)."""
         _check_output(output)
         result = await self.aexecute(frame, **options)
@@ -323,21 +356,24 @@ class Recipe:
 
     @overload
     def run(
-        self, frame: FrameLike, *, output: Literal["polars"] = ..., **options: Any
+        self,
+        frame: FrameLike,
+        *,
+        output: Literal["polars"] = ...,
+        **options: Unpack[RunOptions],
     ) -> pl.DataFrame: ...
     @overload
-    def run(self, frame: FrameLike, *, output: Output, **options: Any) -> Any: ...
+    def run(self, frame: FrameLike, *, output: Output, **options: Unpack[RunOptions]) -> Any: ...
 
-    def run(self, frame: FrameLike, *, output: Output = "polars", **options: Any) -> Any:
+    def run(
+        self, frame: FrameLike, *, output: Output = "polars", **options: Unpack[RunOptions]
+    ) -> Any:
         """Run the recipe and return the output frame.
 
         ``output``: ``"polars"`` returns a Polars frame; ``"same"`` returns the kind that
         came in (a pandas frame for a pandas frame, a pyarrow table for a pyarrow table).
 
-        Options (see :meth:`aexecute`): ``model`` (the default for steps without one),
-        ``max_concurrency`` (calls in flight), ``on_error`` (``"record"`` keeps going,
-        ``"raise"`` stops), ``progress`` (``None``: a bar only on a terminal), ``cache``,
-        ``retry`` and ``max_cost_usd``.
+        The options are :class:`RunOptions`' (typed, all optional).
         """
         _check_output(output)
         return _as_output(self.execute(frame, **options).frame, frame, output)

@@ -11,8 +11,9 @@ from .._engine._run import RunContext
 
 if TYPE_CHECKING:
     import polars as pl
+    from typing_extensions import Unpack
 
-    from ._recipe import Recipe, RunResult
+    from ._recipe import Recipe, RunOptions, RunResult
 
 __all__ = ["BOOKKEEPING_COLUMNS", "Contract", "RunContext", "Step"]
 
@@ -69,13 +70,13 @@ class Step(ABC):
 
     __rshift__ = then
 
-    def run(self, frame: Any, **options: Any) -> pl.DataFrame:
+    def run(self, frame: Any, **options: Unpack[RunOptions]) -> pl.DataFrame:
         """Run this step alone, as a one-step recipe (see :meth:`Recipe.run`)."""
         from ._recipe import Recipe
 
         return Recipe((self,)).run(frame, **options)
 
-    def execute(self, frame: Any, **options: Any) -> RunResult:
+    def execute(self, frame: Any, **options: Unpack[RunOptions]) -> RunResult:
         """Run this step alone; return the frame and the summary (see :meth:`Recipe.execute`)."""
         from ._recipe import Recipe
 
