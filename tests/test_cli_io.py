@@ -407,3 +407,14 @@ def test_every_empty_input_is_one_warning_and_an_empty_output(tmp_path, name, ou
         "warning: the input has no rows, so the output has none; check --input and --limit"
     ]
     assert read_frame(tmp_path / output).height == 0
+
+
+def test_progress_off_a_terminal_counts_the_whole_input(tmp_path, monkeypatch):
+    monkeypatch.setattr("promptflow_dsl._engine._progress.LOG_INTERVAL_S", 0.0)
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"input": f"Document {i}."}) + "\n" for i in range(9)))
+    result = _run(RECIPE, "-i", source, "-o", tmp_path / "out.parquet", "--chunk-size", "4")
+    lines = [x for x in result.output.splitlines() if x.startswith("progress: ")]
+    assert lines and "input rows written 0/9 rows" in lines[0]  # the total from the start
+    assert any("input rows written 4/9 rows" in x for x in lines)
+    assert "input rows written 9/9 rows" in lines[-1]

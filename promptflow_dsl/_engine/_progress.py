@@ -56,6 +56,11 @@ class StepProgress:
             self.cost += usage.cost_usd or 0.0
         self._display.update(self._task, completed=self.done, stats=self.stats())
 
+    def advance_rows(self, rows: int) -> None:
+        """Count *rows* finished rows at once (a chunk written, say)."""
+        self.done += rows
+        self._display.update(self._task, completed=self.done, stats=self.stats())
+
     def stats(self) -> str:
         """Failures, calls per second, tokens and dollars so far."""
         rate = self.calls / max(1e-9, self._display.elapsed())

@@ -141,8 +141,9 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
                 "starting over: the parts on disk are of another input, recipe, model, "
                 "--set or chunk size (finished calls still come from the cache)"
             )
+        total_rows = count_rows(source.path, limit=limit)
         if writer.resumed:
-            chunk_count = -(-count_rows(source.path, limit=limit) // size)
+            chunk_count = -(-total_rows // size)
             spent = writer.spent()
             say(
                 f"resuming: {writer.finished()} of {chunk_count} chunks done, "
@@ -150,7 +151,9 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
             )
         try:
             every = itertools.chain([first] if first is not None else [], chunks)
-            summary, began = _run_chunks(recipe, every, writer, chosen, say=say, **options)
+            summary, began = _run_chunks(
+                recipe, every, writer, chosen, total_rows=total_rows, say=say, **options
+            )
             totals = summary.with_usage(writer.spent())  # every run's calls for this output
             provenance = build_provenance(
                 recipe, recipe_file, chosen.name, totals, began, overrides
@@ -168,6 +171,7 @@ def _run_chunks(
     writer: PartWriter,
     chosen: Model,
     *,
+    total_rows: int,
     max_concurrency: int,
     max_attempts: int,
     no_cache: bool,
@@ -188,13 +192,16 @@ def _run_chunks(
             account=account,
             display=display,
         )
+        written = display.step("input rows written")  # the whole file, not the chunks so far
+        written.add_total(total_rows)
         for index, chunk in enumerate(chunks):
             rows_in += chunk.height
             if writer.done(index):
                 run.replay_numbered(writer.numbered(index))
-                continue
-            frame = run_sync(recipe.apply(chunk, run))
-            writer.write(index, frame, numbered=run.take_numbered())
+            else:
+                frame = run_sync(recipe.apply(chunk, run))
+                writer.write(index, frame, numbered=run.take_numbered())
+            written.advance_rows(chunk.height)
     first_error = writer.first_error()
     if first_error:
         say(f"first failure: step {first_error['step']!r}: {first_error['message']}")
