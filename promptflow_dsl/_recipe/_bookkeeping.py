@@ -1,4 +1,4 @@
-"""Bookkeeping columns read back from a file: ``model_name``, ``usage`` and ``error``.
+"""Bookkeeping columns read back from a file: ``model_name``, ``usage``, ``error``, ``notes``.
 
 Every technique step writes them, so a run's output, used as the next run's input, has
 them too, though not always in their own types: CSV holds the structs as JSON text, and
@@ -24,7 +24,12 @@ __all__ = ["normalise_bookkeeping"]
 
 
 def _bookkeeping_dtypes() -> dict[str, pl.DataType]:
-    return {"model_name": pl.String(), "usage": usage_dtype(), "error": error_dtype()}
+    return {
+        "model_name": pl.String(),
+        "usage": usage_dtype(),
+        "error": error_dtype(),
+        "notes": pl.List(pl.String()),
+    }
 
 
 def normalise_bookkeeping(frame: pl.DataFrame) -> pl.DataFrame:
@@ -47,6 +52,8 @@ def _restored(column: pl.Series, dtype: pl.DataType) -> pl.Series:
     try:
         if found in (pl.Null, pl.Categorical) or isinstance(found, pl.Enum):
             return column.cast(dtype)
+        if isinstance(dtype, pl.List) and found == pl.String:  # CSV's JSON text of a list
+            return _decoded(column).cast(dtype)
         if isinstance(dtype, pl.Struct) and found == pl.String:
             column = _decoded(column)
         if isinstance(dtype, pl.Struct) and _fits(column.dtype, dtype):

@@ -31,6 +31,7 @@ from .._errors import (
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from .._schema import polars_schema
+from .._sized import size_notes
 from ._step import BOOKKEEPING_COLUMNS, Contract, Step
 
 if TYPE_CHECKING:
@@ -256,7 +257,8 @@ class TechniqueStep(Step):
         outcomes = await run_bounded(range(frame.height), one, limit=limit, on_result=tick)
         import polars as pl
 
-        out = frame.with_columns(self._columns(outcomes, earlier))
+        noted = frame["notes"].to_list() if "notes" in frame.columns else [None] * frame.height
+        out = frame.with_columns(self._columns(outcomes, earlier, noted))
         return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
 
     def _failure(
@@ -272,7 +274,10 @@ class TechniqueStep(Step):
         return _RowFailure(error, usage)
 
     def _columns(
-        self, outcomes: list[Completion[Any] | _RowFailure | None], earlier: list[Any]
+        self,
+        outcomes: list[Completion[Any] | _RowFailure | None],
+        earlier: list[Any],
+        noted: list[Any],
     ) -> list[pl.Series]:
         import polars as pl
 
@@ -293,7 +298,22 @@ class TechniqueStep(Step):
             pl.Series("model_name", [c.model_name if c else None for c in done], dtype=pl.String),
             pl.Series("usage", usage, dtype=usage_dtype()),
             pl.Series("error", errors, dtype=error_dtype()),
+            pl.Series("notes", _notes(self.name, done, noted), dtype=_NOTES),
         ]
+
+
+_NOTES = pl.List(pl.String)
+
+
+def _notes(
+    step: str, done: list[Completion[Any] | None], noted: list[Any]
+) -> list[list[str] | None]:
+    """Each row's notes: an earlier step's, then this step's (a list cut or short)."""
+    rows = []
+    for completion, before in zip(done, noted, strict=True):
+        mine = [f"{step}: {n}" for n in size_notes(completion.result)] if completion else []
+        rows.append([*(before or []), *mine] or None)
+    return rows
 
 
 def _sample_indices(programs: list[Any], model: Model, run: RunContext) -> list[int]:

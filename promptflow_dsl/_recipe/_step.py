@@ -21,6 +21,7 @@ BOOKKEEPING_COLUMNS = {
     "model_name": ("String", "The model that produced the row (the offline model says so)."),
     "usage": ("Struct", "Tokens in and out, cost in dollars, latency, attempts, cache hit."),
     "error": ("Struct", "Null, or why the row failed: step, type, message, attempts, raw reply."),
+    "notes": ("List(String)", "Null, or what a row that did not fail should say: a short list."),
 }
 """The columns every technique step writes besides its result fields: dtype, meaning."""
 

@@ -4,7 +4,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from promptflow_dsl import Model, explode, self_instruct
+from promptflow_dsl import Model, Recipe, explode, self_instruct, text_generation
+from promptflow_dsl._io.frames import read_frame, write_frame
 from promptflow_dsl.cli import main
 from promptflow_dsl.testing import LoopbackServer
 
@@ -65,3 +66,29 @@ def test_set_checks_the_range_before_any_call(tmp_path, value):
         result.output
     )
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_short_list_is_recorded_in_the_notes_column_through_later_steps(tmp_path):
+    recipe = (
+        self_instruct.step(num_instructions=3)
+        >> explode("instructions", into="instruction")
+        >> text_generation.step()
+    )
+    frame = pl.DataFrame({"input": ["Short doc.", "Full doc."]})
+
+    def answer(request):
+        if "Short doc." in request.text and "tools" in request.body:
+            return {"instructions": ["Only one?"]}
+        return None
+
+    with LoopbackServer(responder=answer) as server:
+        model = Model("openai/x", api_base=server.api_base, api_key="sk-test")
+        out = recipe.run(frame, model=model, cache=False)
+    short = out.filter(pl.col("input") == "Short doc.")
+    assert short.height == 1 and short["error"][0] is None
+    assert short["notes"][0].to_list() == ["self_instruct: instructions: short, 1 of the 3 asked"]
+    assert out.filter(pl.col("input") == "Full doc.")["notes"].is_null().all()
+    # The notes survive a CSV round trip into the next run.
+    path = tmp_path / "out.csv"
+    write_frame(out, path)
+    assert Recipe().run(read_frame(path))["notes"].to_list() == out["notes"].to_list()
