@@ -27,8 +27,8 @@ Line = tuple[int, bytes]
 def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[pl.DataFrame]:
     """The input's rows, *size* at a time (JSON arrays are read whole).
 
-    JSON Lines are checked whole before the first chunk, so a broken line fails the run
-    before any call, with its line number.
+    Call :func:`count_rows` first: it checks every JSON line, so a broken line fails the
+    run before any call, with its line number (this reads the file once more, unchecked).
     """
     with reading(path):
         yield from _chunks(path, size, limit)
@@ -37,7 +37,6 @@ def iter_chunks(path: Path, size: int, *, limit: int | None = None) -> Iterator[
 def _chunks(path: Path, size: int, limit: int | None) -> Iterator[pl.DataFrame]:
     suffix = check_format(path)
     if suffix in (".jsonl", ".ndjson"):
-        _check_lines(path, limit)
         for block in _blocks(_lines(path, limit), size):
             yield _read_block(path, block)
         return

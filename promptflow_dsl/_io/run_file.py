@@ -115,6 +115,7 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
         check_hub_repo(hub_repo)  # the hf extra or a bad name: say so now, not after the run
     recipe, chosen = prepare(recipe_file, overrides, model, api_base)
     source = open_source(input_name, scratch)
+    total_rows = count_rows(source.path, limit=limit)  # checks every line before any call
     size = chunk_size if recipe.row_wise else 2**62  # a whole-frame step sees every row
     chunks = iter_chunks(source.path, size, limit=limit)
     first = next(chunks, None)
@@ -141,7 +142,6 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
                 "starting over: the parts on disk are of another input, recipe, model, "
                 "--set or chunk size (finished calls still come from the cache)"
             )
-        total_rows = count_rows(source.path, limit=limit)
         if writer.resumed:
             chunk_count = -(-total_rows // size)
             spent = writer.spent()
