@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import asyncio
+import contextlib
+import contextvars
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +19,11 @@ from ._interpreter import DEFAULT_RETRY, RetryPolicy
 from ._progress import ProgressDisplay
 
 __all__ = ["EARLY_STOP_WINDOW", "Rehearsal", "RunContext"]
+
+_LEDGER: contextvars.ContextVar[list[tuple[str, int]] | None] = contextvars.ContextVar(
+    "promptflow_numbering_ledger", default=None
+)
+"""Where the current row's task notes the samples it numbers (its chunk's list)."""
 
 EARLY_STOP_WINDOW = 10
 """A run stops early when 90% of its latest rows (at least this many, at most twice as many)
@@ -34,7 +43,7 @@ class Rehearsal:
 
 @dataclass
 class RunContext:
-    """The run's options, its account, its sample numbering and the checks made between rows."""
+    """The run's options, account, sample numbering, call slots and the checks between rows."""
 
     model: Model | None = None
     max_concurrency: int = 16
@@ -45,8 +54,9 @@ class RunContext:
     display: ProgressDisplay = field(default_factory=lambda: ProgressDisplay(enabled=False))
     round: int = 0  # the round of the innermost repeat_until (seeds sampling steps)
     rehearsal: Rehearsal | None = None  # a dry run: record the calls, answer them offline
-    samples: Counter[str] = field(default_factory=Counter)
-    numbered: list[str] = field(default_factory=list)  # prompts numbered since the last take
+    _next_sample: Counter[str] = field(default_factory=Counter)
+    _taken: defaultdict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _stopped: str | None = None
     _recent: deque[ProviderError | None] = field(
         default_factory=lambda: deque(maxlen=2 * EARLY_STOP_WINDOW)
@@ -70,21 +80,57 @@ class RunContext:
         """The sample index of the next occurrence of this prompt in the run (0, 1, 2...).
 
         Numbering runs over the whole input, so identical prompts in different chunks are
-        distinct samples, and the output does not depend on the chunk size.
+        distinct samples, and the output does not depend on the chunk size. An index that
+        an earlier run's finished chunk took (see :meth:`replay_numbered`) is skipped.
         """
-        index = self.samples[prompt_key]
-        self.samples[prompt_key] = index + 1
-        self.numbered.append(prompt_key)
+        index = self._next_sample[prompt_key]
+        while index in self._taken[prompt_key]:
+            index += 1
+        self._next_sample[prompt_key] = index + 1
+        ledger = _LEDGER.get()
+        if ledger is not None:
+            ledger.append((prompt_key, index))
         return index
 
-    def take_numbered(self) -> list[str]:
-        """The prompts numbered since the last take, in order (a chunk's, for resuming)."""
-        taken, self.numbered = self.numbered, []
-        return taken
+    @contextlib.contextmanager
+    def numbering_into(self, ledger: list[tuple[str, int]]) -> Iterator[None]:
+        """Note in *ledger* every (prompt, sample) that this task numbers (a chunk's rows)."""
+        token = _LEDGER.set(ledger)
+        try:
+            yield
+        finally:
+            _LEDGER.reset(token)
 
-    def replay_numbered(self, prompt_keys: list[str]) -> None:
-        """Count prompts that an earlier run numbered (chunks it finished) as numbered."""
-        self.samples.update(prompt_keys)
+    def replay_numbered(self, numbered: Iterable[tuple[str, int] | str]) -> None:
+        """Mark the samples that an earlier run's finished chunks took, so none is reused.
+
+        An entry without its index (a part written by an older version) takes the next one.
+        """
+        for entry in numbered:
+            key, index = (entry, None) if isinstance(entry, str) else entry
+            taken = self._taken[key]
+            if index is None:
+                index = len(taken)
+                while index in taken:
+                    index += 1
+            taken.add(int(index))
+
+    @contextlib.asynccontextmanager
+    async def call_slot(self, step: str, step_limit: int | None) -> AsyncIterator[None]:
+        """Hold one of the run's slots for a row's calls (and one of *step*'s, if capped).
+
+        Every step and chunk in flight shares the run's ``max_concurrency``.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if step_limit is not None and step_limit < self.max_concurrency:
+                await stack.enter_async_context(self._slot(f"step:{step}", step_limit))
+            await stack.enter_async_context(self._slot("run", self.max_concurrency))
+            yield
+
+    def _slot(self, name: str, size: int) -> asyncio.Semaphore:
+        if name not in self._slots:
+            self._slots[name] = asyncio.Semaphore(size)
+        return self._slots[name]
 
     def check_early_stop(self, error: PromptflowError | None) -> None:
         """Count a row's outcome; stop the run once nearly all of the latest failed at the

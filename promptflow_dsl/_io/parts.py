@@ -74,10 +74,14 @@ class PartWriter:
         """True if chunk *index* was finished by this or an earlier run."""
         return self._part(index).exists()
 
-    def numbered(self, index: int) -> list[str]:
-        """The prompts that finished chunk *index* numbered, in order."""
-        metadata = pl.read_parquet_metadata(self._part(index))
-        return list(json.loads(metadata.get(_NUMBERED_KEY, "[]")))
+    def taken_samples(self) -> list[tuple[str, int] | str]:
+        """The (prompt, sample) pairs that the finished chunks numbered (for a resume)."""
+        taken: list[tuple[str, int] | str] = []
+        for part in self._parts():
+            metadata = pl.read_parquet_metadata(part)
+            entries = json.loads(metadata.get(_NUMBERED_KEY, "[]"))
+            taken.extend(e if isinstance(e, str) else (e[0], int(e[1])) for e in entries)
+        return taken
 
     @contextlib.contextmanager
     def _writing(self, what: Path) -> Iterator[None]:
@@ -92,9 +96,9 @@ class PartWriter:
             )
             raise StorageError(message) from exc
 
-    def write(self, index: int, frame: pl.DataFrame, numbered: list[str]) -> None:
-        """Store a finished chunk with the prompts it numbered (atomically: a killed run
-        never leaves half a part)."""
+    def write(self, index: int, frame: pl.DataFrame, numbered: list[tuple[str, int]]) -> None:
+        """Store a finished chunk with the (prompt, sample) pairs it numbered (atomically: a
+        killed run never leaves half a part)."""
         with self._writing(self._part(index)), replacing(self._part(index)) as partial:
             frame.write_parquet(partial, metadata={_NUMBERED_KEY: json.dumps(numbered)})
 

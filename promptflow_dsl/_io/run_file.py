@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from .._recipe._bookkeeping import normalise_bookkeeping
 from .._recipe._overrides import apply_overrides
 from .._recipe._overwrites import overwrite_warnings
 from .._recipe._recipe import Recipe, RunSummary
+from .._recipe._stream import stream_chunks
 from .chunks import count_rows, iter_chunks
 from .estimate import estimate, format_estimate
 from .frames import DATASET_FOLDER, check_output, read_frame
@@ -181,7 +182,7 @@ def _run_chunks(
     **_: Any,
 ) -> tuple[RunSummary, datetime]:
     """Apply the recipe to each chunk not yet written and write it as a part."""
-    started, rows_in, began = time.perf_counter(), 0, datetime.now(timezone.utc)
+    started, began = time.perf_counter(), datetime.now(timezone.utc)
     account = Account(max_cost_usd=max_cost_usd, spent=writer.spent(), sink=writer.record_spend)
     with ProgressDisplay(enabled=progress) as display:
         run = RunContext(
@@ -194,20 +195,47 @@ def _run_chunks(
         )
         written = display.step("input rows written")  # the whole file, not the chunks so far
         written.add_total(total_rows)
-        for index, chunk in enumerate(chunks):
-            rows_in += chunk.height
-            if writer.done(index):
-                run.replay_numbered(writer.numbered(index))
-            else:
-                frame = run_sync(recipe.apply(chunk, run))
-                writer.write(index, frame, numbered=run.take_numbered())
-            written.advance_rows(chunk.height)
+        run.replay_numbered(writer.taken_samples())
+        heights: dict[int, int] = {}
+
+        def unfinished() -> Iterator[tuple[int, pl.DataFrame]]:
+            for index, chunk in enumerate(chunks):
+                heights[index] = chunk.height
+                if writer.done(index):
+                    written.advance_rows(chunk.height)
+                else:
+                    yield index, normalise_bookkeeping(chunk)
+
+        def deliver(index: int, frame: pl.DataFrame, numbered: list[tuple[str, int]]) -> None:
+            writer.write(index, frame, numbered=numbered)
+            written.advance_rows(heights[index])
+
+        run_sync(_through(recipe, unfinished(), run, deliver))
+        rows_in = sum(heights.values())
     first_error = writer.first_error()
     if first_error:
         say(f"first failure: step {first_error['step']!r}: {first_error['message']}")
     rows_out, failures = writer.counts()
     elapsed = time.perf_counter() - started
     return RunSummary.of(run, rows_in, rows_out, failures, elapsed), began
+
+
+async def _through(
+    recipe: Recipe,
+    chunks: Iterable[tuple[int, pl.DataFrame]],
+    run: RunContext,
+    deliver: Callable[[int, pl.DataFrame, list[tuple[str, int]]], None],
+) -> None:
+    """Each chunk through the recipe, delivered in order. Rows of a row-wise recipe that
+    calls models stream across chunks, so the window of calls stays full at a boundary."""
+    if recipe.row_wise and recipe.calls_models:
+        await stream_chunks(recipe.steps, chunks, run, deliver)
+        return
+    for index, chunk in chunks:
+        numbered: list[tuple[str, int]] = []
+        with run.numbering_into(numbered):
+            frame = await recipe.apply(chunk, run)
+        deliver(index, frame, numbered)
 
 
 def _publish(

@@ -106,6 +106,7 @@ class TechniqueStep(Step):
     model: Model | None = None
     name: str = ""
     max_concurrency: int | None = None
+    calls_models = True
 
     def limited(self, max_concurrency: int | None) -> TechniqueStep:
         """The same step with its own cap on calls in flight (None: the run's)."""
@@ -232,7 +233,8 @@ class TechniqueStep(Step):
                 return completions[-1]
 
             try:
-                result = await drive(sequence, noted)
+                async with run.call_slot(self.name, self.max_concurrency):
+                    result = await drive(sequence, noted)
             except PromptflowError as exc:
                 if run.on_error == "raise" or isinstance(exc, RUN_STOPPERS):
                     raise

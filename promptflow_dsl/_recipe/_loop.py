@@ -51,6 +51,10 @@ class _Around(Step):
             needs=frozenset(self.body.required_columns), adds=self.body.produced_columns
         )
 
+    @property
+    def calls_models(self) -> bool:  # type: ignore[override]
+        return self.body.calls_models
+
 
 @dataclass(frozen=True, repr=False)
 class Extend(_Around):

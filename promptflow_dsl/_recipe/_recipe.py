@@ -39,6 +39,7 @@ from .._errors import CompositionError, MissingColumnError
 from .._model import Model
 from ._bookkeeping import normalise_bookkeeping
 from ._step import Step
+from ._stream import apply_steps, stream_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -316,16 +317,28 @@ class Recipe:
         return RunResult(out, summary)
 
     async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
-        """Apply every step in order within an existing run (the CLI runs chunks this way)."""
+        """Apply every step in order within an existing run.
+
+        Where two or more model steps follow each other with only row-wise steps between,
+        rows stream: each goes on to its next step as soon as its previous one is done.
+        """
         frame = normalise_bookkeeping(frame)  # an earlier run's output, read back from a file
-        for step in self.steps:
-            frame = await step.apply(frame, run)
+        for steps in _segments(self.steps):
+            if sum(step.calls_models for step in steps) > 1:
+                frame = await stream_frame(steps, frame, run)
+            else:
+                frame = await apply_steps(steps, frame, run)
         return frame
 
     @property
     def row_wise(self) -> bool:
         """True if every row's output depends on that row alone, so chunks give the same result."""
         return all(step.row_wise for step in self.steps)
+
+    @property
+    def calls_models(self) -> bool:
+        """True if any step calls a model."""
+        return any(step.calls_models for step in self.steps)
 
     def execute(self, frame: FrameLike, **options: Unpack[RunOptions]) -> RunResult:
         """Sync :meth:`aexecute`; works inside a running event loop too."""
@@ -377,6 +390,17 @@ class Recipe:
         """
         _check_output(output)
         return _as_output(self.execute(frame, **options).frame, frame, output)
+
+
+def _segments(steps: Sequence[Step]) -> list[tuple[Step, ...]]:
+    """*steps* cut into runs of row-wise steps, each whole-frame step a run of its own."""
+    segments: list[tuple[Step, ...]] = []
+    for step in steps:
+        if step.row_wise and segments and segments[-1][-1].row_wise:
+            segments[-1] = (*segments[-1], step)
+        else:
+            segments.append((step,))
+    return segments
 
 
 def _check_output(output: str) -> None:

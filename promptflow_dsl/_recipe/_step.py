@@ -49,6 +49,8 @@ class Step(ABC):
     name: str
     row_wise: bool = True
     """True if each output row depends on its input row alone (chunking changes nothing)."""
+    calls_models: bool = False
+    """True if the step calls a model (so a run needs the engine: cache, slots, portal)."""
 
     @property
     @abstractmethod
