@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import time
 from multiprocessing.connection import Connection
 
 
@@ -14,10 +15,13 @@ def _serve(conn: Connection, median: float, sigma: float, seed: int) -> None:
     from promptflow_dsl.testing import LoopbackServer
 
     slept: list[float] = []
+    span: list[float] = []  # the first arrival and the latest end since the last take
 
     def latency(rng):  # type: ignore[no-untyped-def]
         value = rng.lognormvariate(math.log(median), sigma) if median > 0 else 0.0
         slept.append(value)
+        now = time.time()
+        span[:] = [span[0] if span else now, max(now + value, span[1] if span else 0.0)]
         return value
 
     with LoopbackServer(latency=latency, seed=seed) as server:
@@ -26,6 +30,9 @@ def _serve(conn: Connection, median: float, sigma: float, seed: int) -> None:
             if message == "take":
                 conn.send((sum(slept), len(slept)))
                 slept.clear()
+                span.clear()
+            elif message == "span":
+                conn.send(span[1] - span[0] if span else 0.0)
 
 
 class ChildServer:
@@ -45,6 +52,12 @@ class ChildServer:
     def take(self) -> tuple[float, int]:
         """The latencies slept since the last take: their sum and count."""
         self._parent.send("take")
+        return self._parent.recv()
+
+    def span(self) -> float:
+        """Seconds from the first request since the last take to the end of the latest one
+        (a run's time at the server, without its start-up)."""
+        self._parent.send("span")
         return self._parent.recv()
 
     def __exit__(self, *exc: object) -> None:

@@ -188,3 +188,11 @@ def test_output_same_on_polars_or_dicts_gives_polars():
 def test_an_unknown_output_kind_fails_before_any_call():
     with pytest.raises(ValueError, match="output='pandas' is not known"):
         PIPELINE.run([{"input": "x"}], output="pandas")  # type: ignore[call-overload]
+
+
+def test_a_recipe_that_calls_no_model_opens_no_cache(tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    frame = pl.DataFrame({"text": ["a", "b"], "tags": [["x"], ["y", "z"]]})
+    out = (rename(text="document") >> explode("tags", into="tag")).run(frame, cache=cache)
+    assert out.height == 3
+    assert not cache.exists()

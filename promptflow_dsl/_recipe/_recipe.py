@@ -303,7 +303,7 @@ class Recipe:
                 model=Model.coerce(model) if model is not None else None,
                 max_concurrency=max_concurrency,
                 on_error=on_error,
-                cache=open_cache(cache),
+                cache=open_cache(cache) if self.calls_models else None,  # frames only: none
                 retry=retry,
                 account=Account(max_cost_usd=max_cost_usd),
                 display=display,

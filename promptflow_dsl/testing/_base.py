@@ -141,7 +141,9 @@ class ServerStats:
     get the provider's 404), ``in_flight`` those not yet answered (latency and hangs
     included), ``max_in_flight`` its high-water mark, ``by_status`` the responses sent per
     HTTP status and ``by_endpoint`` the arrivals per endpoint (``"unknown"`` for a path
-    the provider does not serve).
+    the provider does not serve). ``billed_input_tokens`` and ``billed_output_tokens`` add
+    up the usage that the 200 replies reported, what a provider would bill (the OpenAI
+    loopback server counts them, whether or not a quirk leaves them out of the reply).
     """
 
     requests: int = 0
@@ -149,6 +151,8 @@ class ServerStats:
     max_in_flight: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     by_endpoint: dict[str, int] = field(default_factory=dict)
+    billed_input_tokens: int = 0
+    billed_output_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -586,6 +590,16 @@ class Emulator:
                 self._requests.append(recorded)
             self._number += 1
             return self._number
+
+    def _bill(self, usage: Mapping[str, int]) -> None:
+        """Count the usage that a 200 reply reports (what the provider bills)."""
+        with self._lock:
+            c = self._counts
+            self._counts = dataclasses.replace(
+                c,
+                billed_input_tokens=c.billed_input_tokens + usage["prompt_tokens"],
+                billed_output_tokens=c.billed_output_tokens + usage["completion_tokens"],
+            )
 
     def _leave(self, status: int | None) -> None:
         with self._lock:

@@ -328,11 +328,12 @@ class LoopbackServer(Emulator):
             _make_choice(recorded, p, reply.finish_reason, i) for i, p in enumerate(payloads)
         ]
         with_usage = not self.quirks.omits_usage
+        body = _completion_body(recorded, choices, number)
+        self._bill(body["usage"])
         if recorded.body.get("stream"):
             events = _stream_events(recorded, choices, number, with_usage=with_usage)
             text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
             return Out(200, text, reply.headers, content_type="text/event-stream")
-        body = _completion_body(recorded, choices, number)
         if not with_usage:
             body.pop("usage")
         return Out(200, body, reply.headers)

@@ -95,3 +95,27 @@ def test_the_cli_starts_the_next_chunk_while_a_slow_row_of_this_one_finishes(tmp
     assert last_chunk < slow_sent + SLOW_S - 0.5  # chunk 3 began before chunk 0 was done
     out = pl.read_ndjson(output)
     assert out["instruction"].to_list() == questions
+
+
+def test_a_budget_spent_mid_recipe_leaves_complete_rows_not_only_first_steps():
+    """Rows finish one by one, so a budget bought whole rows (before, the first step used
+    it all on every row and no row was complete)."""
+    documents = [f"Document {i}: rivers, glaciers and deltas." for i in range(40)]
+    recipe = (
+        self_instruct.step(num_instructions=2)
+        >> explode("instructions", into="instruction")
+        >> text_generation.step()
+    )
+    with LoopbackServer() as server:
+        model = Model("openai/gpt-4o-mini", api_base=server.api_base, api_key="sk-test")
+        result = recipe.execute(
+            pl.DataFrame({"input": documents}),
+            model=model,
+            cache=False,
+            max_concurrency=2,
+            max_cost_usd=0.001,
+        )
+    complete = result.frame.filter(pl.col("error").is_null())
+    assert "max_cost_usd" in result.summary.stopped
+    assert complete.height >= 10
+    assert complete["generation"].null_count() == 0
