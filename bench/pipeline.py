@@ -1,6 +1,6 @@
 """A two-step recipe against a hand-written asyncio pipeline, and the CLI across chunks.
 
-    python bench/pipeline.py               # as in docs/performance.md (about 8 minutes)
+    python bench/pipeline.py               # as in docs/performance.md (about 15 minutes)
     python bench/pipeline.py --docs 100    # quicker
 
 1. ``self_instruct.step(num_instructions=3) >> explode >> text_generation.step()`` over
@@ -37,7 +37,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import polars as pl  # noqa: E402
 from _loopback import ChildServer  # noqa: E402
-from throughput import documents, measure  # noqa: E402
+from throughput import documents, hand_caller, measure  # noqa: E402
 
 from promptflow_dsl import Model, explode, self_instruct, text_generation  # noqa: E402
 
@@ -50,22 +50,7 @@ RECIPE = (
 
 async def hand_written(docs: list[str], api_base: str, limit: int) -> None:
     """The baseline: one semaphore over every call; a row's second calls start at once."""
-    import instructor
-    import litellm
-
-    client = instructor.from_litellm(litellm.acompletion, mode=instructor.Mode.TOOLS)
-    semaphore = asyncio.Semaphore(limit)
-
-    async def call(messages: object, result_type: type) -> object:
-        async with semaphore:
-            return await client.chat.completions.create(
-                model="openai/bench",
-                api_base=api_base,
-                api_key="sk-bench",
-                max_retries=0,
-                messages=messages,
-                response_model=result_type,
-            )
+    call = hand_caller(api_base, limit)
 
     async def row(doc: str) -> None:
         listing = await call(
@@ -121,36 +106,35 @@ def pipeline(docs: list[str], sigma: float, median: float, limit: int, seeds: in
 
 
 def cli_chunks(docs: list[str], median: float, limit: int, chunk_size: int) -> None:
-    with tempfile.TemporaryDirectory() as folder, ChildServer(median=median, seed=5) as server:
-        scratch = Path(folder)
-        recipe = scratch / "recipe.py"
-        recipe.write_text(
-            "from promptflow_dsl import self_instruct\nrecipe = self_instruct.step()\n"
-        )
-        source = scratch / "docs.jsonl"
-        source.write_text("".join(json.dumps({"input": doc}) + "\n" for doc in docs))
-        env = {**os.environ, "PROMPTFLOW_CACHE_DIR": str(scratch / "cache"),
-               "OPENAI_API_KEY": "sk-bench"}  # fmt: skip
-        figures = {}
-        for size in (len(docs), chunk_size):
-            output = scratch / f"out-{size}.parquet"
+    figures = {}
+    for size in (len(docs), chunk_size):  # each against a fresh server with the same seed
+        with tempfile.TemporaryDirectory() as folder, ChildServer(median=median, seed=5) as server:
+            scratch = Path(folder)
+            recipe = scratch / "recipe.py"
+            recipe.write_text(
+                "from promptflow_dsl import self_instruct\nrecipe = self_instruct.step()\n"
+            )
+            source = scratch / "docs.jsonl"
+            source.write_text("".join(json.dumps({"input": doc}) + "\n" for doc in docs))
+            env = {**os.environ, "PROMPTFLOW_CACHE_DIR": str(scratch / "cache"),
+                   "OPENAI_API_KEY": "sk-bench"}  # fmt: skip
             command = [
                 sys.executable, "-m", "promptflow_dsl", "run", str(recipe), "-i", str(source),
-                "-o", str(output), "--model", "openai/bench", "--api-base", server.api_base,
-                "--max-concurrency", str(limit), "--chunk-size", str(size), "--no-cache",
-                "--no-progress",
+                "-o", str(scratch / "out.parquet"), "--model", "openai/bench", "--api-base",
+                server.api_base, "--max-concurrency", str(limit), "--chunk-size", str(size),
+                "--no-cache", "--no-progress",
             ]  # fmt: skip
             started = time.perf_counter()
             subprocess.run(command, env=env, check=True, capture_output=True)
             wall = time.perf_counter() - started
             span = server.span()
             slept, _ = server.take()
-            figures[size] = slept / limit / span
-            print(
-                f"  --chunk-size {size:5}: {wall:6.2f} s wall, {span:6.2f} s at the server, "
-                f"{figures[size]:.3f} of ideal"
-            )
-        print(f"  chunked / one chunk: {figures[chunk_size] / figures[len(docs)]:.3f}")
+        figures[size] = slept / limit / span
+        print(
+            f"  --chunk-size {size:5}: {wall:6.2f} s wall, {span:6.2f} s at the server, "
+            f"{figures[size]:.3f} of ideal"
+        )
+    print(f"  chunked / one chunk: {figures[chunk_size] / figures[len(docs)]:.3f}")
 
 
 def main() -> None:
@@ -158,8 +142,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--cli-docs", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only-cli", action="store_true", help="part 3 alone")
     args = parser.parse_args()
     docs = documents(args.docs)
+    if args.only_cli:
+        print(f"3. promptflow run, {args.cli_docs} documents, median 0.5 s, limit 50")
+        cli_chunks(documents(args.cli_docs), median=0.5, limit=50, chunk_size=100)
+        return
     print(f"1. {args.docs} documents, self_instruct (3) >> explode >> text_generation, limit 20")
     for sigma in (0.8, 1.2):
         pipeline(docs, sigma, median=0.3, limit=20, seeds=args.seeds)

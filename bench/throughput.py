@@ -16,7 +16,8 @@ import argparse
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -33,25 +34,31 @@ def documents(rows: int) -> list[str]:
     ]
 
 
-async def hand_written(docs: list[str], api_base: str, limit: int) -> None:
+def hand_caller(api_base: str, limit: int) -> Callable[[object, type], Awaitable[Any]]:
+    """The baseline's call: Instructor over LiteLLM, under one semaphore of *limit*."""
     import instructor
     import litellm
 
     client = instructor.from_litellm(litellm.acompletion, mode=instructor.Mode.TOOLS)
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(doc: str) -> InstructionList:
+    async def call(messages: object, result_type: type) -> Any:
         async with semaphore:
             return await client.chat.completions.create(
                 model="openai/bench",
                 api_base=api_base,
                 api_key="sk-bench",
                 max_retries=0,
-                messages=self_instruct.render(doc),
-                response_model=InstructionList,
+                messages=messages,
+                response_model=result_type,
             )
 
-    await asyncio.gather(*(one(doc) for doc in docs))
+    return call
+
+
+async def hand_written(docs: list[str], api_base: str, limit: int) -> None:
+    call = hand_caller(api_base, limit)
+    await asyncio.gather(*(call(self_instruct.render(doc), InstructionList) for doc in docs))
 
 
 def measure(run: Callable[[], object], server: ChildServer) -> tuple[float, float, float]:

@@ -207,10 +207,13 @@ def test_in_flight_counting_with_latency_and_concurrent_clients():
     with LoopbackServer(latency=0.3) as server:
         barrier = threading.Barrier(20)
         statuses: list[int] = []
+        usages: list[dict[str, int]] = []
 
         def worker() -> None:
             barrier.wait()
-            statuses.append(post(server)[0])
+            status, _, body = post(server)
+            statuses.append(status)
+            usages.append(json.loads(body)["usage"])
 
         threads = [threading.Thread(target=worker) for _ in range(20)]
         for thread in threads:
@@ -226,7 +229,11 @@ def test_in_flight_counting_with_latency_and_concurrent_clients():
             max_in_flight=20,
             by_status={200: 20},
             by_endpoint={"chat": 20},
+            # what the replies told the clients they used: what a provider bills
+            billed_input_tokens=sum(u["prompt_tokens"] for u in usages),
+            billed_output_tokens=sum(u["completion_tokens"] for u in usages),
         )
+        assert stats.billed_output_tokens > 0
 
 
 def test_several_hundred_concurrent_connections():
