@@ -282,7 +282,7 @@ _CREATE_TABLE = (
 def _connect_writable(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_CREATE_TABLE)
         _check(db, path)
@@ -290,6 +290,23 @@ def _connect_writable(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _use_wal(db: sqlite3.Connection, patience_s: float = 30.0) -> None:
+    """Switch the file to WAL mode, waiting for another process that opens it too.
+
+    SQLite answers "database is locked" at once, without its busy timeout, when two
+    connections change the journal mode of a new file together; so wait here.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection | None:
