@@ -2,7 +2,7 @@
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from promptflow_dsl import Recipe, ReservedColumnError, text_generation
@@ -51,6 +51,7 @@ WRITTEN = STEP.run(pl.DataFrame({"instruction": ["a"]}), model="mock").select(BO
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
 @given(rows=st.lists(st.tuples(text, usages, errors), min_size=1, max_size=5))
+@example(rows=[("0", None, None)])  # a model name that CSV would read as a number
 def test_bookkeeping_columns_survive_every_format_exactly(tmp_path_factory, suffix, rows):
     columns = {"model_name": [r[0] for r in rows], "usage": [r[1] for r in rows]}
     frame = pl.DataFrame({**columns, "error": [r[2] for r in rows]}, schema=WRITTEN)

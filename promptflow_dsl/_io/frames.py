@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from .._errors import InputFileError, PromptflowError
+from .._recipe._step import BOOKKEEPING_COLUMNS
 from .atomic import replacing
 
 __all__ = [
@@ -106,7 +107,9 @@ def read_frame(path: str | Path, *, limit: int | None = None) -> pl.DataFrame:
         elif suffix == ".json":
             frame = pl.read_json(_without_bom(path))
         elif suffix == ".csv":
-            frame = pl.read_csv(_without_bom(path), n_rows=limit)
+            # A bookkeeping column is text in CSV: "0" as a model name must stay "0".
+            text = dict.fromkeys(BOOKKEEPING_COLUMNS, pl.String)
+            frame = pl.read_csv(_without_bom(path), n_rows=limit, schema_overrides=text)
         else:
             frame = pl.read_parquet(path, n_rows=limit)
     return frame.head(limit) if limit is not None else frame
