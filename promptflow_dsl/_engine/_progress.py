@@ -89,6 +89,7 @@ class ProgressDisplay:
         self._started = self._shown = time.monotonic()  # a short run prints nothing
         self._said = False
         self._waiting: str | None = None
+        self._told_waiting = False  # the last line already said a model was waiting
         self._progress: Any = None
         self._notebook: Any = None
         self._on = enabled is not False
@@ -120,7 +121,7 @@ class ProgressDisplay:
         wall = datetime.now().timestamp() + (until - time.monotonic())
         clock = datetime.fromtimestamp(wall).strftime("%H:%M:%S")
         self._waiting = f"{model} is rate limited: waiting until {clock}"
-        self._show(force=True)
+        self._show(force=not self._told_waiting)  # once, not a line per retry in a storm
 
     def add_task(self, name: str) -> Any:
         return self._progress.add_task(name, total=0, stats="") if self._progress else None
@@ -156,6 +157,7 @@ class ProgressDisplay:
         if not force and now - self._shown < self._interval_s:
             return
         self._shown, self._said = now, True
+        self._told_waiting = self._waiting is not None
         if self._notebook is not None:
             self._notebook.update(self.line())
         else:

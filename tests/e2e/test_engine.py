@@ -190,6 +190,18 @@ def test_progress_off_a_terminal_is_a_log_line_every_few_seconds(capsys, monkeyp
     assert "calls/s" in lines[-1] and "tok" in lines[-1] and "$" in lines[-1]
 
 
+def test_a_storm_of_rate_limits_says_so_once_not_a_line_per_retry(capsys):
+    retry = RetryPolicy(max_attempts=8, base_delay_s=0.01, max_delay_s=0.05)
+    frame = pl.DataFrame({"instruction": [f"Question {i}?" for i in range(30)]})
+    faults = Faults(rate_429=0.5, retry_after=0.01)
+    with LoopbackServer(faults=faults, seed=4) as server:
+        text_generation.step().run(frame, model=model_at(server), cache=False, retry=retry)
+        limited = server.stats.by_status.get(429, 0)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("progress: ")]
+    assert limited >= 10
+    assert sum("rate limited: waiting" in line for line in lines) <= 3
+
+
 @pytest.mark.parametrize("eliminate", [False, True])
 def test_the_budget_holds_for_a_multi_call_technique(eliminate):
     budget = 0.0005
