@@ -220,10 +220,14 @@ def _completion_body(
 
 
 def _stream_events(
-    request: RecordedRequest, choices: list[_Choice], number: int, *, with_usage: bool = True
+    request: RecordedRequest,
+    choices: list[_Choice],
+    full: Mapping[str, Any],
+    *,
+    with_usage: bool = True,
 ) -> list[dict[str, Any]]:
-    """The server-sent events of a streamed reply (without the final ``[DONE]``)."""
-    full = _completion_body(request, choices, number)
+    """The server-sent events of a streamed reply (without the final ``[DONE]``), cut from
+    the *full* reply body."""
     base = {k: full[k] for k in ("id", "created", "model")}
     events: list[dict[str, Any]] = []
     chat = request.endpoint == "chat"
@@ -331,7 +335,7 @@ class LoopbackServer(Emulator):
         body = _completion_body(recorded, choices, number)
         self._bill(body["usage"])
         if recorded.body.get("stream"):
-            events = _stream_events(recorded, choices, number, with_usage=with_usage)
+            events = _stream_events(recorded, choices, body, with_usage=with_usage)
             text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
             return Out(200, text, reply.headers, content_type="text/event-stream")
         if not with_usage:
