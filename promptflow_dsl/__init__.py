@@ -17,6 +17,7 @@ _os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 
 from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._interpreter import RetryPolicy  # noqa: E402
+from ._engine._session import Session  # noqa: E402
 from ._engine._types import Usage  # noqa: E402
 from ._errors import (  # noqa: E402
     AttributeValueError,
@@ -64,7 +65,7 @@ from ._recipe._llm_step import TechniqueStep  # noqa: E402
 from ._recipe._loop import extend, repeat_until  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
-from ._recipe._step import Contract, Step  # noqa: E402
+from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
 from .pipelines import dataset_instruction_response  # noqa: E402
 from .techniques import (  # noqa: E402
@@ -96,6 +97,7 @@ __all__ = [
     "Contract",
     "CredentialsInURLError",
     "EvolvedInstruction",
+    "FrameStep",
     "Generation",
     "InputError",
     "InputFileError",
@@ -126,6 +128,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "RunSummary",
+    "Session",
     "Step",
     "StorageError",
     "StorageFullError",

@@ -7,11 +7,20 @@
 ...     score: float | None = None
 >>> polars_schema(Pair)
 {'user': String, 'tags': List(String), 'score': Float64}
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Cost:
+...     tokens: int | None
+...     dollars: float
+>>> struct_of(Cost)
+Struct({'tokens': Int64, 'dollars': Float64})
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -22,7 +31,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["dtype_of", "json_schema", "polars_schema"]
+__all__ = ["dtype_of", "json_schema", "polars_schema", "struct_of"]
 
 
 _JSON_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
@@ -38,6 +47,15 @@ def json_schema(result_type: type[BaseModel]) -> dict[str, Any]:
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:
     """The Polars dtype of each field of a result type."""
     return {name: dtype_of(f.annotation) for name, f in result_type.model_fields.items()}
+
+
+@functools.cache
+def struct_of(record: type) -> pl.Struct:
+    """The Polars struct of a dataclass: one field per dataclass field, in order."""
+    import polars as pl
+
+    hints = typing.get_type_hints(record)
+    return pl.Struct({f.name: dtype_of(hints[f.name]) for f in dataclasses.fields(record)})
 
 
 def dtype_of(annotation: Any) -> pl.DataType:

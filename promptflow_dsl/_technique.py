@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
-from ._engine._driver import Sequence, drive, single
+from ._engine._driver import Sequence, single, start
 from ._errors import AttributeValueError, InputTypeError, ParseError
 from ._model import Model
 from ._program import Decoding, Message, PromptProgram
@@ -35,6 +35,7 @@ from ._sized import sized_parser, sized_result
 
 if TYPE_CHECKING:
     from ._engine._cache import ReplyCache
+    from ._engine._types import Completion
     from ._recipe._llm_step import TechniqueStep
 
 __all__ = ["Technique", "technique"]
@@ -264,13 +265,13 @@ class Technique(Generic[R]):
         ``cache``: True uses the default reply cache, False makes a fresh call.
         """
         from ._engine._cache import open_cache
-        from ._engine._interpreter import interpret
+        from ._engine._session import Session
 
         chosen = Model.coerce(model)
         store = None if chosen.is_offline else open_cache(cache)  # offline answers are free
-        sequence = self.sequence(*inputs, **attributes)
-        result = await drive(sequence, lambda program: interpret(program, chosen, cache=store))
-        return cast(R, result)
+        session = Session(model=chosen, cache=store, on_error="raise")
+        (outcome,) = await session.map(self.name, [start(self.sequence(*inputs, **attributes))])
+        return cast("Completion[R]", outcome).result  # on_error="raise": a failure raises
 
     def __call__(
         self, *inputs: Any, model: str | Model, cache: bool | ReplyCache = True, **attributes: Any

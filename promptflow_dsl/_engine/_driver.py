@@ -3,19 +3,36 @@
 A plain technique is a sequence of one program. A multi-call technique (Evol-Instruct's
 rounds, say) is written as a generator that yields programs and receives their results,
 so sequential logic reads like ordinary Python.
+
+>>> import asyncio
+>>> from promptflow_dsl import InstructionList, Message, PromptProgram
+>>> from promptflow_dsl._engine._types import Completion, Usage
+>>> program = PromptProgram(InstructionList, messages=(Message(role="user", content="A river?"),))
+>>> async def answer(p: PromptProgram) -> Completion:
+...     return Completion(InstructionList(instructions=["Nile"]), None, "mock", Usage())
+>>> asyncio.run(drive(start(single(program)), answer))
+InstructionList(instructions=['Nile'])
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._program import PromptProgram
 from ._types import Completion, Usage
 
-__all__ = ["Sequence", "add_usage", "drive", "single"]
+__all__ = ["Sequence", "Started", "add_usage", "drive", "single", "start"]
 
 Sequence = Generator[PromptProgram[Any], Any, Any]
+
+
+class Started(NamedTuple):
+    """A sequence advanced to its first program, so that program is known before any call
+    (to number samples, say) and the technique is built once."""
+
+    first: PromptProgram[Any]
+    rest: Sequence
 
 
 def single(program: PromptProgram[Any]) -> Sequence:
@@ -24,16 +41,21 @@ def single(program: PromptProgram[Any]) -> Sequence:
     return result
 
 
+def start(sequence: Sequence) -> Started:
+    """Advance *sequence* to the first program it yields."""
+    return Started(next(sequence), sequence)
+
+
 async def drive(
-    sequence: Sequence, call: Callable[[PromptProgram[Any]], Awaitable[Completion[Any]]]
+    started: Started, call: Callable[[PromptProgram[Any]], Awaitable[Completion[Any]]]
 ) -> Any:
     """Run every program the sequence yields through *call*; return the sequence's result.
 
     A caller that needs the completions (their usage) keeps them in *call*, so it has them
     even when a later call fails.
     """
+    program, sequence = started
     try:
-        program = next(sequence)
         while True:
             completion = await call(program)
             program = sequence.send(completion.result)

@@ -185,6 +185,7 @@ async def interpret(
     *,
     cache: ReplyCache | None = None,
     sample: int = 0,
+    key: str | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
     account: Account | None = None,
     on_wait: WaitNote | None = None,
@@ -192,7 +193,8 @@ async def interpret(
     """Send *program* to *model* and return the validated result with its usage.
 
     With a *cache*, a stored reply is returned without a call, and a new one is stored.
-    *sample* tells apart repeated samples of one prompt. Every HTTP attempt (retries and
+    *sample* tells apart repeated samples of one prompt; *key* is its cache key, when the
+    caller has computed it already. Every HTTP attempt (retries and
     validation re-asks included) is checked against and counted in *account*. A failure
     carries what its attempts used as ``exc.usage``. *on_wait(model, until)* hears when a
     model waits out a rate limit (until a monotonic time; None when it may go again).
@@ -201,8 +203,9 @@ async def interpret(
     account = account if account is not None else Account()
     if model.is_offline:
         cache = None  # fabricating is cheaper than a lookup
-    key = cache_key(program, model, sample) if cache is not None else ""
-    hit = cache.get(key) if cache is not None else None
+    if cache is not None and key is None:
+        key = cache_key(program, model, sample)
+    hit = cache.get(key) if cache is not None and key is not None else None
     if hit is not None:
         try:
             completion = _from_cache(program, hit, started)
@@ -223,7 +226,7 @@ async def interpret(
         exc.attempts = attempts.count
         exc.usage = attempts.usage(started)
         raise
-    if cache is not None:
+    if cache is not None and key is not None:
         cache.put(key, _to_cache(reply))
     return Completion(reply.result, reply.raw_text, reply.model_name, attempts.usage(started))
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .._engine._run import Rehearsal
+from .._engine._session import Rehearsal
 
 __all__ = ["StepEstimate", "estimate", "format_estimate"]
 

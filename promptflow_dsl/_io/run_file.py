@@ -26,7 +26,7 @@ from .._engine._cache import open_cache
 from .._engine._interpreter import RetryPolicy
 from .._engine._portal import run_sync
 from .._engine._progress import ProgressDisplay
-from .._engine._run import Rehearsal, RunContext
+from .._engine._session import Rehearsal, Session
 from .._errors import PromptflowError
 from .._model import Model
 from .._recipe._bookkeeping import normalise_bookkeeping
@@ -78,10 +78,9 @@ def dry_run(
     if sample is None or total == 0:
         return "dry run: the input has no rows"
     recipe.check(sample.columns)
-    run = RunContext(model=chosen, rehearsal=Rehearsal())
-    run_sync(recipe.apply(sample, run))
-    assert run.rehearsal is not None
-    return format_estimate(estimate(run.rehearsal, total / sample.height), total, sample.height)
+    rehearsal = Rehearsal()  # the session records each call, then answers it offline
+    run_sync(recipe.apply(sample, Session(model=chosen, rehearsal=rehearsal)))
+    return format_estimate(estimate(rehearsal, total / sample.height), total, sample.height)
 
 
 def run_file(recipe_file: Path, **options: Any) -> RunSummary:
@@ -185,7 +184,7 @@ def _run_chunks(
     started, began = time.perf_counter(), datetime.now(timezone.utc)
     account = Account(max_cost_usd=max_cost_usd, spent=writer.spent(), sink=writer.record_spend)
     with ProgressDisplay(enabled=progress) as display:
-        run = RunContext(
+        session = Session(
             model=chosen,
             max_concurrency=max_concurrency,
             cache=open_cache(not no_cache),
@@ -195,7 +194,7 @@ def _run_chunks(
         )
         written = display.step("input rows written")  # the whole file, not the chunks so far
         written.add_total(total_rows)
-        run.replay_numbered(writer.taken_samples())
+        session.replay_numbered(writer.taken_samples())
         heights: dict[int, int] = {}
 
         def unfinished() -> Iterator[tuple[int, pl.DataFrame]]:
@@ -210,31 +209,31 @@ def _run_chunks(
             writer.write(index, frame, numbered=numbered)
             written.advance_rows(heights[index])
 
-        run_sync(_through(recipe, unfinished(), run, deliver))
+        run_sync(_through(recipe, unfinished(), session, deliver))
         rows_in = sum(heights.values())
     first_error = writer.first_error()
     if first_error:
         say(f"first failure: step {first_error['step']!r}: {first_error['message']}")
     rows_out, failures = writer.counts()
     elapsed = time.perf_counter() - started
-    return RunSummary.of(run, rows_in, rows_out, failures, elapsed), began
+    return RunSummary.of(session, rows_in, rows_out, failures, elapsed), began
 
 
 async def _through(
     recipe: Recipe,
     chunks: Iterable[tuple[int, pl.DataFrame]],
-    run: RunContext,
+    session: Session,
     deliver: Callable[[int, pl.DataFrame, list[tuple[str, int]]], None],
 ) -> None:
     """Each chunk through the recipe, delivered in order. Rows of a row-wise recipe that
     calls models stream across chunks, so the window of calls stays full at a boundary."""
     if recipe.row_wise and recipe.calls_models:
-        await stream_chunks(recipe.steps, chunks, run, deliver)
+        await stream_chunks(recipe.steps, chunks, session, deliver)
         return
     for index, chunk in chunks:
         numbered: list[tuple[str, int]] = []
-        with run.numbering_into(numbered):
-            frame = await recipe.apply(chunk, run)
+        with session.numbering_into(numbered):
+            frame = await recipe.apply(chunk, session)
         deliver(index, frame, numbered)
 
 

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._engine._run import RunContext
 from .._rouge import judge
-from ._step import Contract, Step
+from ._step import Contract, FrameStep
 
 if TYPE_CHECKING:
     import polars as pl
@@ -23,7 +22,7 @@ __all__ = ["DedupRougeL", "dedup_rouge_l"]
 
 
 @dataclass(frozen=True, repr=False)
-class DedupRougeL(Step):
+class DedupRougeL(FrameStep):
     """Rows checked in order against ``against``, the pool, and the rows kept before them."""
 
     column: str
@@ -40,7 +39,7 @@ class DedupRougeL(Step):
             needs=frozenset({self.column}), adds=("most_similar", "avg_similarity_score")
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         texts = frame[self.column].to_list()

@@ -33,9 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .._engine._run import RunContext
 from ._frame_steps import chat_turn
-from ._step import Contract, Step
+from ._step import Contract, FrameStep
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,7 +50,7 @@ _OUTPUTS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True, repr=False)
-class TrainingFormat(Step):
+class TrainingFormat(FrameStep):
     """Rows of instruction, (mapped) input and output, in one fine-tuning format."""
 
     style: Style
@@ -71,7 +70,7 @@ class TrainingFormat(Step):
             keeps_only=_OUTPUTS[self.style],
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         instruction = pl.col(self.instruction).str.strip_chars()

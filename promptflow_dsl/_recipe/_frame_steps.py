@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._engine._run import RunContext
 from .._errors import PromptflowError
-from ._step import BOOKKEEPING_COLUMNS, Contract, Step
+from ._step import BOOKKEEPING_COLUMNS, Contract, FrameStep
 
 if TYPE_CHECKING:
     import polars as pl
@@ -44,7 +43,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, repr=False)
-class Explode(Step):
+class Explode(FrameStep):
     """One row per element of a list column. A null list (a failed row) stays one row, and so
     does an empty list that a technique returned, as a failed row."""
 
@@ -57,7 +56,7 @@ class Explode(Step):
         removes = frozenset() if self.into == self.column else frozenset({self.column})
         return Contract(needs=frozenset({self.column}), adds=(self.into,), removes=removes)
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         dtype = frame.schema[self.column]
@@ -100,7 +99,7 @@ def _flag_empty_lists(frame: pl.DataFrame, column: str, step: str) -> pl.DataFra
 
 
 @dataclass(frozen=True, repr=False)
-class Rename(Step):
+class Rename(FrameStep):
     """Rename columns."""
 
     mapping: Mapping[str, str] = field(hash=False)
@@ -114,12 +113,12 @@ class Rename(Step):
             removes=frozenset(self.mapping) - set(self.mapping.values()),
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.rename(dict(self.mapping))
 
 
 @dataclass(frozen=True, repr=False)
-class Select(Step):
+class Select(FrameStep):
     """Keep only these columns, in this order."""
 
     columns: tuple[str, ...]
@@ -129,12 +128,12 @@ class Select(Step):
     def contract(self) -> Contract:
         return Contract(needs=frozenset(self.columns), keeps_only=self.columns)
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.select(self.columns)
 
 
 @dataclass(frozen=True, repr=False)
-class Drop(Step):
+class Drop(FrameStep):
     """Remove these columns."""
 
     columns: tuple[str, ...]
@@ -144,12 +143,12 @@ class Drop(Step):
     def contract(self) -> Contract:
         return Contract(needs=frozenset(self.columns), removes=frozenset(self.columns))
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.drop(self.columns)
 
 
 @dataclass(frozen=True, repr=False)
-class Filter(Step):
+class Filter(FrameStep):
     """Keep the rows where a Polars expression is true."""
 
     predicate: pl.Expr = field(hash=False, compare=False)
@@ -159,12 +158,12 @@ class Filter(Step):
     def contract(self) -> Contract:
         return Contract(needs=frozenset(self.predicate.meta.root_names()))
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(self.predicate)
 
 
 @dataclass(frozen=True, repr=False)
-class Sample(Step):
+class Sample(FrameStep):
     """A seeded random sample of rows: ``n`` rows or a ``fraction`` (capped at the frame)."""
 
     n: int | None = None
@@ -177,14 +176,14 @@ class Sample(Step):
     def contract(self) -> Contract:
         return Contract()
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         if self.fraction is not None:
             return frame.sample(fraction=min(1.0, self.fraction), seed=self.seed)
         return frame.sample(n=min(self.n or 0, frame.height), seed=self.seed)
 
 
 @dataclass(frozen=True, repr=False)
-class Choose(Step):
+class Choose(FrameStep):
     """Give each row one of several named values, picked at random but fixed by the seed."""
 
     options: Mapping[str, str] = field(hash=False)
@@ -198,7 +197,7 @@ class Choose(Step):
         adds = (self.into,) if self.key_into is None else (self.into, self.key_into)
         return Contract(adds=adds)
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         names = sorted(self.options)
@@ -223,7 +222,7 @@ def chat_turn(role: str, content: pl.Expr) -> pl.Expr:
 
 
 @dataclass(frozen=True, repr=False)
-class Conversation(Step):
+class Conversation(FrameStep):
     """Gather system, user and assistant columns into a list of role/content structs."""
 
     user: str
@@ -239,7 +238,7 @@ class Conversation(Step):
             needs=frozenset({self.user, self.assistant}), optional=optional, adds=(self.into,)
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         turns = [
@@ -255,7 +254,7 @@ class Conversation(Step):
 
 
 @dataclass(frozen=True, repr=False)
-class Unnest(Step):
+class Unnest(FrameStep):
     """Spread a struct column into one column per field."""
 
     column: str
@@ -268,7 +267,7 @@ class Unnest(Step):
             needs=frozenset({self.column}), adds=self.fields, removes=frozenset({self.column})
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.unnest(self.column)
 
 

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._engine._run import RunContext
+from .._engine._session import Session
 from .._errors import PromptflowError
 from ._recipe import Recipe
+from ._round import in_round
 from ._step import Contract, Step
 
 if TYPE_CHECKING:
@@ -62,10 +63,10 @@ class Extend(_Around):
 
     name: str = "extend"
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
         import polars as pl
 
-        made = await self.body.apply(frame, run)
+        made = await self.body.apply(frame, session)
         return pl.concat([frame, made], how="diagonal_relaxed")
 
 
@@ -77,14 +78,15 @@ class RepeatUntil(_Around):
     max_rounds: int = 100
     name: str = "repeat_until"
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
         for round_ in range(self.max_rounds):
             if self.until(frame):
                 return frame
-            run.round = round_
-            frame = await self.body.apply(frame, run)
+            with in_round(round_):
+                frame = await self.body.apply(frame, session)
         if not self.until(frame):
-            run.stopped = f"{self.name}: the condition did not hold after {self.max_rounds} rounds"
+            reason = f"{self.name}: the condition did not hold after {self.max_rounds} rounds"
+            session.stopped_because = reason
         return frame
 
 
@@ -98,8 +100,9 @@ def repeat_until(
 ) -> RepeatUntil:
     """Apply *body* (frame to frame) until *until* holds on the accumulated frame.
 
-    Each round sets the run's round number, so seeded steps inside (sampling) draw anew
-    each round and the same again when a stopped run is resumed from the cache.
+    Each round runs as its round number (see ``_round``), so seeded steps inside
+    (sampling) draw anew each round and the same again when a stopped run is resumed
+    from the cache.
     """
     if max_rounds < 1:
         message = "repeat_until needs max_rounds >= 1"

@@ -34,7 +34,7 @@ from .._engine._account import Account
 from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._progress import ProgressDisplay
-from .._engine._run import RunContext
+from .._engine._session import Session
 from .._errors import CompositionError, MissingColumnError
 from .._model import Model
 from ._bookkeeping import normalise_bookkeeping
@@ -178,11 +178,11 @@ class RunSummary:
 
     @classmethod
     def of(
-        cls, run: RunContext, rows_in: int, rows_out: int, failures: int, elapsed: float
+        cls, session: Session, rows_in: int, rows_out: int, failures: int, elapsed: float
     ) -> RunSummary:
-        """The summary of a run from its totals."""
-        summary = cls(rows_in, rows_out, failures, 0, 0, 0, 0, 0.0, elapsed, run.stopped)
-        return summary.with_usage(run.totals)
+        """The summary of a run from its session's totals."""
+        summary = cls(rows_in, rows_out, failures, 0, 0, 0, 0, 0.0, elapsed, session.stopped)
+        return summary.with_usage(session.totals)
 
     def with_usage(self, totals: Mapping[str, float]) -> RunSummary:
         """The same summary with these calls, cache hits, tokens and dollars."""
@@ -298,8 +298,8 @@ class Recipe:
     ) -> RunResult:
         frame = as_frame(frame)
         self.check(frame.columns)
-        with ProgressDisplay(enabled=progress) as display:
-            run = RunContext(
+        with ProgressDisplay(enabled=progress if self.calls_models else False) as display:
+            session = Session(
                 model=Model.coerce(model) if model is not None else None,
                 max_concurrency=max_concurrency,
                 on_error=on_error,
@@ -309,14 +309,14 @@ class Recipe:
                 display=display,
             )
             started = time.perf_counter()
-            out = await self.apply(frame, run)
+            out = await self.apply(frame, session)
         failures = int(out["error"].is_not_null().sum()) if "error" in out.columns else 0
         summary = RunSummary.of(
-            run, frame.height, out.height, failures, time.perf_counter() - started
+            session, frame.height, out.height, failures, time.perf_counter() - started
         )
         return RunResult(out, summary)
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
         """Apply every step in order within an existing run.
 
         Where two or more model steps follow each other with only row-wise steps between,
@@ -325,9 +325,9 @@ class Recipe:
         frame = normalise_bookkeeping(frame)  # an earlier run's output, read back from a file
         for steps in _segments(self.steps):
             if sum(step.calls_models for step in steps) > 1:
-                frame = await stream_frame(steps, frame, run)
+                frame = await stream_frame(steps, frame, session)
             else:
-                frame = await apply_steps(steps, frame, run)
+                frame = await apply_steps(steps, frame, session)
         return frame
 
     @property
@@ -341,10 +341,14 @@ class Recipe:
         return any(step.calls_models for step in self.steps)
 
     def execute(self, frame: FrameLike, **options: Unpack[RunOptions]) -> RunResult:
-        """Sync :meth:`aexecute`; works inside a running event loop too."""
-        from .._engine._portal import run_sync
+        """Sync :meth:`aexecute`; works inside a running event loop too.
 
-        return run_sync(self.aexecute(frame, **options))
+        A recipe that calls no model runs right here: no event loop, thread or cache.
+        """
+        from .._engine._portal import run_now, run_sync
+
+        run = run_sync if self.calls_models else run_now
+        return run(self.aexecute(frame, **options))
 
     @overload
     async def arun(

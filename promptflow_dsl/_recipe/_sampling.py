@@ -18,9 +18,9 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._engine._run import RunContext
 from .._errors import PromptflowError
-from ._step import Contract, Step
+from ._round import current_round
+from ._step import Contract, FrameStep
 
 if TYPE_CHECKING:
     import polars as pl
@@ -29,7 +29,7 @@ __all__ = ["SampleBootstrapPrompts", "sample_bootstrap_prompts"]
 
 
 @dataclass(frozen=True, repr=False)
-class SampleBootstrapPrompts(Step):
+class SampleBootstrapPrompts(FrameStep):
     """Make ``num_prompts`` rows of sampled instructions from the task pool."""
 
     num_prompts: int
@@ -49,7 +49,7 @@ class SampleBootstrapPrompts(Step):
             keeps_only=("instructions", "classification"),
         )
 
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         import polars as pl
 
         seeds = frame.filter(pl.col("origin") == "seed")
@@ -63,7 +63,7 @@ class SampleBootstrapPrompts(Step):
                 f"step {self.name!r} needs at least {wanted} seed tasks, found {len(seed_texts)}"
             )
             raise PromptflowError(message)
-        rng = random.Random(f"{self.seed}:{run.round}")
+        rng = random.Random(f"{self.seed}:{current_round()}")
         prompts = []
         for _ in range(self.num_prompts):
             chosen = rng.sample(machine, min(self.machine_per_prompt, len(machine)))

@@ -1,4 +1,8 @@
-"""Step: one stage of a recipe, with a column contract that ``>>`` checks before anything runs."""
+"""Step: one stage of a recipe, with a column contract that ``>>`` checks before anything runs.
+
+A :class:`FrameStep` is a plain synchronous function over a frame (``transform``); a
+step that calls models is applied within the run's :class:`Session`, which owns every call.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .._engine._run import RunContext
+from .._engine._session import Session
 
 if TYPE_CHECKING:
     import polars as pl
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
 
     from ._recipe import Recipe, RunOptions, RunResult
 
-__all__ = ["BOOKKEEPING_COLUMNS", "Contract", "RunContext", "Step"]
+__all__ = ["BOOKKEEPING_COLUMNS", "Contract", "FrameStep", "Session", "Step"]
 
 BOOKKEEPING_COLUMNS = {
     "model_name": ("String", "The model that produced the row (the offline model says so)."),
@@ -58,8 +62,8 @@ class Step(ABC):
         """The columns this step reads, adds and removes."""
 
     @abstractmethod
-    async def apply(self, frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
-        """Transform the frame. Must not mutate its input."""
+    async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
+        """Transform the frame within the run's *session*. Must not mutate its input."""
 
     def named(self: S, name: str) -> S:
         """The same step under another name (shown in reprs, progress and errors)."""
@@ -87,3 +91,19 @@ class Step(ABC):
 
     def __repr__(self) -> str:
         return self.name
+
+
+class FrameStep(Step):
+    """A step that calls no model: a synchronous function from frame to frame.
+
+    Subclasses implement :meth:`transform`; a recipe made of frame steps alone runs right
+    where it is called, with no event loop, thread or cache.
+    """
+
+    @abstractmethod
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame this step makes of *frame*. Must not mutate its input."""
+
+    async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
+        """:meth:`transform`; a frame step needs nothing of the session."""
+        return self.transform(frame)

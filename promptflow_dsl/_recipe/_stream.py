@@ -3,13 +3,13 @@
 Row-wise steps are applied to one input row at a time, many rows at once, so a slow call
 holds back its own row only: the rows behind it go on to their next steps, and the next
 chunk starts while the last rows of this one finish. Calls in flight stay under the run's
-limit (``RunContext.call_slot``); rows in flight under twice that. Outputs come back
+limit (``Session.call_slot``); rows in flight under twice that. Outputs come back
 chunk by chunk, in input order.
 
 >>> import asyncio, polars as pl
 >>> from promptflow_dsl import explode
 >>> frame = pl.DataFrame({"xs": [[1, 2], [3]]})
->>> asyncio.run(stream_frame((explode("xs"),), frame, RunContext()))["xs"].to_list()
+>>> asyncio.run(stream_frame((explode("xs"),), frame, Session()))["xs"].to_list()
 [1, 2, 3]
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .._engine._run import RunContext
+from .._engine._session import Session
 from ._step import Step
 
 if TYPE_CHECKING:
@@ -44,17 +44,17 @@ class _Chunk(Generic[K]):
     admitted: bool = False
 
 
-async def apply_steps(steps: Sequence[Step], frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+async def apply_steps(steps: Sequence[Step], frame: pl.DataFrame, session: Session) -> pl.DataFrame:
     """Apply *steps* in order to the whole of *frame*."""
     for step in steps:
-        frame = await step.apply(frame, run)
+        frame = await step.apply(frame, session)
     return frame
 
 
 async def stream_chunks(
     steps: Sequence[Step],
     chunks: Iterable[tuple[K, pl.DataFrame]],
-    run: RunContext,
+    session: Session,
     deliver: Callable[[K, pl.DataFrame, list[tuple[str, int]]], None],
 ) -> None:
     """Stream every row of every chunk through the row-wise *steps*.
@@ -64,7 +64,7 @@ async def stream_chunks(
     A row that raises (a run stopper, ``on_error="raise"``) cancels the rest and the error
     propagates; a cancelled stream cancels every row it started.
     """
-    window = asyncio.Semaphore(2 * run.max_concurrency)
+    window = asyncio.Semaphore(2 * session.max_concurrency)
     order: deque[_Chunk[K]] = deque()
     tasks: set[asyncio.Task[None]] = set()
     failure: list[BaseException] = []
@@ -76,8 +76,8 @@ async def stream_chunks(
 
     async def through(chunk: _Chunk[K], position: int) -> None:
         try:
-            with run.numbering_into(chunk.numbered):
-                out = await apply_steps(steps, chunk.frame.slice(position, 1), run)
+            with session.numbering_into(chunk.numbered):
+                out = await apply_steps(steps, chunk.frame.slice(position, 1), session)
         finally:
             window.release()
         chunk.rows[position] = out
@@ -116,12 +116,14 @@ async def stream_chunks(
         raise failure[0]
 
 
-async def stream_frame(steps: Sequence[Step], frame: pl.DataFrame, run: RunContext) -> pl.DataFrame:
+async def stream_frame(
+    steps: Sequence[Step], frame: pl.DataFrame, session: Session
+) -> pl.DataFrame:
     """Stream the rows of one frame through the row-wise *steps*; the output in row order."""
     if frame.height == 0:
-        return await apply_steps(steps, frame, run)
+        return await apply_steps(steps, frame, session)
     outputs: list[pl.DataFrame] = []
-    await stream_chunks(steps, [(0, frame)], run, lambda _, out, __: outputs.append(out))
+    await stream_chunks(steps, [(0, frame)], session, lambda _, out, __: outputs.append(out))
     return outputs[0]
 
 
