@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
-from ._engine._driver import Sequence, single, start
+from ._engine._driver import Sequence
 from ._errors import AttributeValueError, InputTypeError, ParseError
 from ._model import Model
 from ._program import Decoding, Message, PromptProgram
@@ -187,11 +187,19 @@ class Technique(Generic[R]):
             raise InputTypeError(message, technique=self.name, name=name, value=value) from None
 
     def sequence(self, *inputs: Any, **attributes: Any) -> Sequence:
-        """The programs this technique runs, as a generator that receives each result."""
+        """The programs this technique runs, as a generator that receives each result.
+
+        Nothing is built until the generator is advanced.
+        """
         if not self.is_sequence:
-            return single(self.program(*inputs, **attributes))
+            return self._one_call(inputs, attributes)
         bound = self._bind(inputs, attributes)
         return cast(Sequence, self._build(*bound.args, **bound.kwargs))
+
+    def _one_call(self, inputs: tuple[Any, ...], attributes: dict[str, Any]) -> Sequence:
+        """The sequence of a single-call technique: its program, then its result."""
+        result = yield self.program(*inputs, **attributes)
+        return result
 
     def program(self, *inputs: Any, **attributes: Any) -> PromptProgram[R]:
         """The (first) prompt program for these inputs: a value; nothing is called."""
@@ -270,7 +278,7 @@ class Technique(Generic[R]):
         chosen = Model.coerce(model)
         store = None if chosen.is_offline else open_cache(cache)  # offline answers are free
         session = Session(model=chosen, cache=store, on_error="raise")
-        (outcome,) = await session.map(self.name, [start(self.sequence(*inputs, **attributes))])
+        (outcome,) = await session.map(self.name, [self.sequence(*inputs, **attributes)])
         return cast("Completion[R]", outcome).result  # on_error="raise": a failure raises
 
     def __call__(

@@ -100,10 +100,9 @@ def test_a_step_without_a_model_fails_before_any_call_naming_the_step():
 
 def test_a_custom_step_maps_rows_through_the_session():
     """What a user needs to write a model step of their own is exported."""
-    from promptflow_dsl._engine._driver import start
 
     async def answer_each(frame: pl.DataFrame, session: Session) -> list:
-        rows = [start(text_generation.sequence(q)) for q in frame["q"]]
+        rows = [text_generation.sequence(q) for q in frame["q"]]
         return await session.map("answer", rows, model=Model("mock"))
 
     import asyncio

@@ -10,7 +10,10 @@ so sequential logic reads like ordinary Python.
 >>> program = PromptProgram(InstructionList, messages=(Message(role="user", content="A river?"),))
 >>> async def answer(p: PromptProgram) -> Completion:
 ...     return Completion(InstructionList(instructions=["Nile"]), None, "mock", Usage())
->>> asyncio.run(drive(start(single(program)), answer))
+>>> def ask_once():
+...     result = yield program
+...     return result
+>>> asyncio.run(drive(start(ask_once()), answer))
 InstructionList(instructions=['Nile'])
 """
 
@@ -22,7 +25,7 @@ from typing import Any, NamedTuple
 from .._program import PromptProgram
 from ._types import Completion, Usage
 
-__all__ = ["Sequence", "Started", "add_usage", "drive", "single", "start"]
+__all__ = ["Sequence", "Started", "add_usage", "drive", "start"]
 
 Sequence = Generator[PromptProgram[Any], Any, Any]
 
@@ -33,12 +36,6 @@ class Started(NamedTuple):
 
     first: PromptProgram[Any]
     rest: Sequence
-
-
-def single(program: PromptProgram[Any]) -> Sequence:
-    """The sequence of one program, whose result is the technique's result."""
-    result = yield program
-    return result
 
 
 def start(sequence: Sequence) -> Started:

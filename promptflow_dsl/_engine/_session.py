@@ -3,13 +3,13 @@
 A session owns what concerns calls: the default model, sample numbering over the whole
 input, the reply cache, retries, the budget (its :class:`Account`), the run's call slots,
 early stop, progress, and rehearsal (a dry run records each call, then answers it
-offline). A step hands it rows as started sequences and gets back one outcome per row:
+offline). A step hands it each row's sequence of prompt programs and gets back one outcome
+per row:
 
 >>> import asyncio
 >>> from promptflow_dsl import self_instruct
->>> from promptflow_dsl._engine._driver import start
 >>> session = Session(model=Model("mock"))
->>> rows = [start(self_instruct.sequence("Rivers carve valleys.", num_instructions=2))]
+>>> rows = [self_instruct.sequence("Rivers carve valleys.", num_instructions=2)]
 >>> (outcome,) = asyncio.run(session.map("self_instruct", rows))
 >>> len(outcome.result.instructions), session.totals["calls"]
 (2, 1)
@@ -37,7 +37,8 @@ from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from ._account import Account
 from ._cache import ReplyCache, cache_key
-from ._driver import Started, add_usage, drive
+from ._driver import Sequence as Calls
+from ._driver import Started, add_usage, drive, start
 from ._executor import run_bounded
 from ._interpreter import DEFAULT_RETRY, RetryPolicy, interpret
 from ._progress import ProgressDisplay
@@ -143,20 +144,22 @@ class Session:
     async def map(
         self,
         step: str,
-        rows: Sequence[Started | RowFailure | None],
+        sequences: Sequence[Calls | RowFailure | None],
         *,
         model: Model | None = None,
         limit: int | None = None,
     ) -> list[Outcome]:
-        """Run each row's sequence; one outcome per row, in row order.
+        """Run each row's sequence of programs; one outcome per row, in row order.
 
-        A row given as a failure or None passes through. *model* defaults to the
-        session's; *limit* caps this step's rows in flight below the run's.
+        A sequence that cannot build its first program fails its row with no call; a row
+        given as a failure or None passes through. *model* defaults to the session's;
+        *limit* caps this step's rows in flight below the run's.
         """
         chosen = model or self.model
         if chosen is None:
             message = f"step {step!r} has no model: pass model= to run() or to .step()"
             raise ModelSettingError(message)
+        rows = [self._start(step, sequence) for sequence in sequences]
         samples = self._number(rows, chosen)
         bar = self.display.step(step)
         bar.add_total(len(rows))
@@ -235,6 +238,18 @@ class Session:
             account=self.account,
             on_wait=self.display.waiting,
         )
+
+    def _start(self, step: str, row: Calls | RowFailure | None) -> Started | RowFailure | None:
+        """The row's sequence advanced to its first program, or the row's failure to build
+        it (raised with ``on_error="raise"``)."""
+        if row is None or isinstance(row, RowFailure):
+            return row
+        try:
+            return start(row)
+        except PromptflowError as exc:  # the inputs make no prompt: no call was made
+            if self.on_error == "raise":
+                raise
+            return RowFailure(RowError(step, type(exc).__name__, str(exc)))
 
     def _number(
         self, rows: Sequence[Started | RowFailure | None], model: Model

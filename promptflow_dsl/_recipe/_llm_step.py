@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._engine._driver import Started, start
+from .._engine._driver import Sequence
 from .._engine._session import Outcome, RowError, RowFailure, Session
 from .._engine._types import Completion, Usage
-from .._errors import PromptflowError
 from .._model import Model
 from .._schema import polars_schema, struct_of
 from .._sized import size_notes
@@ -113,13 +112,13 @@ class TechniqueStep(Step):
         extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
         return inputs, {**self.attributes, **extra}
 
-    def _rows(self, frame: pl.DataFrame, earlier: list[Any]) -> list[Started | RowFailure | None]:
-        """Each row's sequence, built once; None for a row an earlier step failed; a
-        failure for a row whose inputs cannot make a prompt."""
+    def _rows(self, frame: pl.DataFrame, earlier: list[Any]) -> list[Sequence | RowFailure | None]:
+        """Each row's sequence of programs; None for a row an earlier step failed; a
+        failure for a row with a null input."""
         contract = self.contract
         read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
         required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
-        rows: list[Started | RowFailure | None] = []
+        rows: list[Sequence | RowFailure | None] = []
         for row, error in zip(frame.select(read).iter_rows(named=True), earlier, strict=True):
             missing = [c for c in required if row.get(c) is None]
             if error is not None:
@@ -128,11 +127,8 @@ class TechniqueStep(Step):
                 reason = f"input column {missing[0]!r} is null"
                 rows.append(RowFailure(RowError(self.name, "MissingInput", reason)))
             else:
-                try:
-                    args, kwargs = self._arguments(row)
-                    rows.append(start(self.technique.sequence(*args, **kwargs)))
-                except PromptflowError as exc:  # no call was made
-                    rows.append(RowFailure(RowError(self.name, type(exc).__name__, str(exc))))
+                args, kwargs = self._arguments(row)
+                rows.append(self.technique.sequence(*args, **kwargs))
         return rows
 
     async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
