@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -440,15 +440,39 @@ def _not_found_hint(exc: BaseException, model: Model) -> str:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    # LiteLLM keeps the provider's headers here; its own `response` is rebuilt without them.
-    headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        headers = getattr(getattr(exc, "response", None), "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
+    """The seconds the provider asked to wait: its ``Retry-After`` header, else Gemini's
+    ``retryDelay`` in the error body."""
+    value = next(filter(None, map(_retry_header, _chained_headers(exc))), None)
     try:
         return float(value) if value is not None else _retry_delay_in_body(exc)
-    except ValueError:
+    except ValueError:  # an HTTP date: the engine's own backoff will do
         return _retry_delay_in_body(exc)
+
+
+def _chained_headers(exc: BaseException) -> Iterator[Any]:
+    """Response headers found on *exc* and on the exceptions it was raised from.
+
+    LiteLLM keeps a provider's headers on its exception (``litellm_response_headers``) and
+    rebuilds ``response`` without them. Where its provider error drops them altogether
+    (Cohere's ``CohereError`` is built without the headers it is handed), the HTTP error
+    it was raised from still holds the real response, one or two links down the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield getattr(current, "litellm_response_headers", None)
+        yield getattr(current, "headers", None)
+        yield getattr(getattr(current, "response", None), "headers", None)
+        current = current.__cause__ or current.__context__
+
+
+def _retry_header(headers: Any) -> str | None:
+    """The ``Retry-After`` value in *headers* (a dict or httpx's headers), any spelling."""
+    items = getattr(headers, "items", None)
+    if items is None:
+        return None
+    return next((str(v) for k, v in items() if str(k).lower() == "retry-after"), None)
 
 
 _RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')

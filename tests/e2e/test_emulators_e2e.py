@@ -31,6 +31,7 @@ from promptflow_dsl import (
 )
 from promptflow_dsl.testing import (
     AnthropicEmulator,
+    CohereEmulator,
     Emulator,
     Faults,
     GeminiEmulator,
@@ -57,7 +58,14 @@ ANTHROPIC = Provider(AnthropicEmulator, "anthropic/claude-3-5-haiku-20241022", "
 OLLAMA = Provider(OllamaEmulator, "ollama/llama3.1", None)
 OLLAMA_CHAT = Provider(OllamaEmulator, "ollama_chat/llama3.1", None)
 GEMINI = Provider(GeminiEmulator, "gemini/gemini-1.5-flash", "test-key")
-NATIVE = {"anthropic": ANTHROPIC, "ollama": OLLAMA, "ollama_chat": OLLAMA_CHAT, "gemini": GEMINI}
+COHERE = Provider(CohereEmulator, "cohere/command-r-08-2024", "test-key")
+NATIVE = {
+    "anthropic": ANTHROPIC,
+    "ollama": OLLAMA,
+    "ollama_chat": OLLAMA_CHAT,
+    "gemini": GEMINI,
+    "cohere": COHERE,
+}
 
 
 def xfail(reason: str) -> pytest.MarkDecorator:
@@ -85,6 +93,7 @@ def serve(provider: Provider, **options: object) -> Emulator:
         "gemini",
         "ollama",
         "ollama_chat",
+        "cohere",
     ],
 )
 def test_structured_result_in_the_default_mode(name: str, quiet_anthropic: None) -> None:
@@ -123,6 +132,17 @@ def test_gemini_forces_the_function_with_mode_any() -> None:
         assert request.path == "/v1beta/models/gemini-1.5-flash:generateContent"
 
 
+def test_cohere_forces_the_tool_with_required() -> None:
+    # LiteLLM drops the tool_choice Instructor sends for Cohere; the emulated model, like
+    # the real one, may then answer in prose. Cohere's own REQUIRED must reach the wire.
+    with CohereEmulator() as server:
+        self_instruct("Rivers carve valleys.", model=COHERE.at(server), cache=False)
+        (request,) = server.requests
+        assert request.body["tool_choice"] == "REQUIRED"
+        assert request.body["tools"][0]["function"]["name"]
+        assert request.path == "/v2/chat" and "authorization" not in request.headers
+
+
 def test_gemini_json_schema_mode_is_refused_where_litellm_would_drop_the_schema() -> None:
     # LiteLLM sends gemini-1.5-flash only response_mime_type in json_schema mode: the
     # schema would be dropped silently, so the call is refused before it is made.
@@ -159,7 +179,7 @@ def test_usage_is_filled_in_the_usage_column(name: str, quiet_anthropic: None) -
     usage = out["usage"].struct.unnest()
     assert out["error"].is_null().all()
     assert (usage["input_tokens"] > 0).all() and (usage["output_tokens"] > 0).all()
-    if name == "anthropic":  # the one with a price in LiteLLM's map
+    if name in ("anthropic", "cohere"):  # the ones with a price in LiteLLM's map
         assert (usage["cost_usd"] > 0).all()
 
 
@@ -190,6 +210,7 @@ def test_a_429_is_retried_until_the_call_succeeds(name: str, quiet_anthropic: No
         "anthropic",
         "ollama",
         "gemini",
+        "cohere",
     ],
 )
 def test_the_retry_waits_as_long_as_the_provider_asks(name: str, quiet_anthropic: None) -> None:
@@ -213,7 +234,7 @@ def test_an_anthropic_overload_is_retried(quiet_anthropic: None) -> None:
 # Raw completion prompts
 
 
-@pytest.mark.parametrize("name", ["anthropic", "gemini", "ollama_chat"])
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "ollama_chat", "cohere"])
 def test_genstruct_on_a_chat_only_provider(name: str, quiet_anthropic: None) -> None:
     provider = NATIVE[name]
     with serve(provider) as server:
