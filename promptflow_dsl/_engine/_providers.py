@@ -37,11 +37,13 @@ from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
+    RAW_PROMPT,
     is_mode_refusal,
     next_mode,
     pick_mode,
     provider_of,
     settle_mode,
+    with_fields,
 )
 from ._portal import at_exit  # noqa: E402
 from ._salvage import json_object  # noqa: E402
@@ -253,6 +255,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
     kwargs = _request_kwargs(program, model)
     try:
         if program.is_raw and mode == "text":
+            kwargs = with_fields(kwargs, RAW_PROMPT.get(provider_of(model.name), {}))
             client = _completion_client(model)
             if client is not None:
                 kwargs["client"] = client
@@ -265,7 +268,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
             text = response.choices[0].message.content
             return _text_reply(program, response, text, model, request)
         if mode == "tools":
-            kwargs.update(FORCING.get(provider_of(model.name), {}))
+            kwargs = with_fields(kwargs, FORCING.get(provider_of(model.name), {}))
         client = _instructor_client(mode)
         messages = (
             [{"role": "user", "content": program.prompt}] if program.is_raw else program.render()

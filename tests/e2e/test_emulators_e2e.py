@@ -1,7 +1,8 @@
 """The library against each provider's own wire format: real LiteLLM and Instructor over HTTP.
 
-Every cell of the provider matrix that today's library gets wrong is a strict xfail whose
-reason says what is missing, so the change that fixes it flips the test.
+Every cell of the provider matrix passes. A cell the library gets wrong goes in as
+``pytest.mark.xfail(strict=True, reason=...)`` saying what is missing, so the change that
+fixes it flips the test.
 """
 
 from __future__ import annotations
@@ -66,10 +67,6 @@ NATIVE = {
     "gemini": GEMINI,
     "cohere": COHERE,
 }
-
-
-def xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
 
 
 @pytest.fixture
@@ -242,10 +239,6 @@ def test_genstruct_on_a_chat_only_provider(name: str, quiet_anthropic: None) -> 
         assert isinstance(pair, UserAssistantPair) and pair.user and pair.assistant
 
 
-@xfail(
-    "LiteLLM's ollama provider puts every extra parameter under 'options' and has no way to "
-    "send Ollama's top-level raw flag, so Ollama applies its chat template to raw prompts"
-)
 def test_genstruct_on_ollama_sends_the_prompt_raw() -> None:
     with OllamaEmulator() as server:
         server.script(["Why do tides happen?\n\n[[[Assistant]]] The moon pulls the sea."])
@@ -253,6 +246,31 @@ def test_genstruct_on_ollama_sends_the_prompt_raw() -> None:
         assert pair.assistant == "The moon pulls the sea."
         (request,) = server.requests
         assert request.endpoint == "generate" and request.body.get("raw") is True
+        assert request.body["prompt"].startswith("[[[Title]]] Tides")  # no template around it
+
+
+def test_ollama_raw_keeps_the_user_s_extra_body() -> None:
+    with OllamaEmulator() as server:
+        server.script(["Why do tides happen?\n\n[[[Assistant]]] The moon pulls the sea."])
+        model = OLLAMA.at(server, params={"extra_body": {"keep_alive": "5m"}})
+        genstruct("Tides", "The moon pulls the sea.", model=model, cache=False)
+        (request,) = server.requests
+        assert request.body["raw"] is True and request.body["keep_alive"] == "5m"
+
+
+def test_ollama_chat_prompts_are_not_sent_raw() -> None:
+    with OllamaEmulator() as server:
+        text_generation("How do valleys form?", model=OLLAMA.at(server), cache=False)
+        (request,) = server.requests
+        assert "raw" not in request.body  # a chat prompt keeps the model's template
+
+
+def test_cohere_forcing_keeps_the_user_s_extra_body() -> None:
+    with CohereEmulator() as server:
+        model = COHERE.at(server, params={"extra_body": {"strict_tools": True}})
+        self_instruct("Rivers carve valleys.", model=model, cache=False)
+        (request,) = server.requests
+        assert request.body["tool_choice"] == "REQUIRED" and request.body["strict_tools"] is True
 
 
 # ---------------------------------------------------------------------------------------
