@@ -356,8 +356,8 @@ def report(
     "--provider",
     default="openai",
     show_default=True,
-    help="Which API to emulate: openai, anthropic, ollama, gemini, or an OpenAI-compatible "
-    "server with a quirk: rejects-tools, fenced-json, no-usage.",
+    help="Which API to emulate: openai, anthropic, ollama, gemini, cohere, or an "
+    "OpenAI-compatible server with a quirk: rejects-tools, fenced-json, no-usage.",
 )
 @click.option(
     "--port",

@@ -16,6 +16,7 @@ import pytest
 from promptflow_dsl.testing import (
     PROVIDERS,
     AnthropicEmulator,
+    CohereEmulator,
     Emulator,
     Faults,
     GeminiEmulator,
@@ -35,6 +36,7 @@ SCHEMA = {
 }
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-secret", "anthropic-version": "2023-06-01"}
 GEMINI_HEADERS = {"x-goog-api-key": "g-secret"}
+COHERE_HEADERS = {"authorization": "Bearer co-secret"}
 
 
 def post(
@@ -58,6 +60,11 @@ def anthropic_body(**extra: Any) -> dict[str, Any]:
 
 def gemini_body(**extra: Any) -> dict[str, Any]:
     return {"contents": [{"role": "user", "parts": [{"text": "Plan a trip to Lisbon."}]}], **extra}
+
+
+def cohere_body(**extra: Any) -> dict[str, Any]:
+    messages = [{"role": "user", "content": "Plan a trip to Lisbon."}]
+    return {"model": "command-r-08-2024", "messages": messages, **extra}
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,10 +277,100 @@ def test_gemini_finish_reason_and_stream() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# Cohere
+
+
+COHERE_TOOL = {"type": "function", "function": {"name": "Trip", "parameters": SCHEMA}}
+
+
+def test_cohere_required_tool_choice_gives_a_tool_call_with_json_arguments() -> None:
+    with CohereEmulator() as server:
+        body = cohere_body(tools=[COHERE_TOOL], tool_choice="REQUIRED")
+        status, _, text = post(server.api_base, body, COHERE_HEADERS)
+        (request,) = server.requests
+    reply = json.loads(text)
+    assert status == 200 and reply["finish_reason"] == "TOOL_CALL"
+    (call,) = reply["message"]["tool_calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "Trip"
+    assert set(json.loads(call["function"]["arguments"])) == {"city", "days"}
+    assert reply["message"]["role"] == "assistant" and reply["message"]["tool_plan"]
+    usage = reply["usage"]
+    assert usage["billed_units"]["input_tokens"] > 0 and usage["billed_units"]["output_tokens"] > 0
+    assert usage["tokens"]["input_tokens"] > usage["billed_units"]["input_tokens"]
+    assert "authorization" not in request.headers and request.path == "/v2/chat"
+
+
+@pytest.mark.parametrize(
+    ("unforced", "choice", "answer"),
+    [("stray", None, "text"), ("comply", None, "tool"), ("comply", "NONE", "text")],
+    ids=["stray", "comply", "none"],
+)
+def test_cohere_tools_are_optional_unless_required(
+    unforced: str, choice: str | None, answer: str
+) -> None:
+    extra: dict[str, Any] = {"tools": [COHERE_TOOL]}
+    if choice is not None:
+        extra["tool_choice"] = choice
+    with CohereEmulator(unforced=unforced) as server:  # type: ignore[arg-type]
+        reply = json.loads(post(server.api_base, cohere_body(**extra), COHERE_HEADERS)[2])
+    message = reply["message"]
+    if answer == "tool":
+        assert message["tool_calls"] and reply["finish_reason"] == "TOOL_CALL"
+    else:
+        assert "tool_calls" not in message and reply["finish_reason"] == "COMPLETE"
+        assert message["content"][0]["type"] == "text"
+
+
+def test_cohere_response_format_with_a_schema_is_forced_json() -> None:
+    with CohereEmulator() as server:
+        body = cohere_body(response_format={"type": "json_object", "json_schema": SCHEMA})
+        reply = json.loads(post(server.api_base, body, COHERE_HEADERS)[2])
+    (block,) = reply["message"]["content"]
+    assert set(json.loads(block["text"])) == {"city", "days"}
+
+
+def test_cohere_checks_the_token_and_the_request_fields() -> None:
+    with CohereEmulator() as server:
+        no_token = post(server.api_base, cohere_body())
+        openai_choice = cohere_body(tools=[COHERE_TOOL], tool_choice={"type": "function"})
+        bad_choice = post(server.api_base, openai_choice, COHERE_HEADERS)
+        body = cohere_body()
+        del body["messages"]
+        no_messages = post(server.api_base, body, COHERE_HEADERS)
+        v1 = post(server.url + "/v1/chat", cohere_body(), COHERE_HEADERS)
+    assert no_token[0] == 401 and json.loads(no_token[2])["message"] == "invalid api token"
+    assert bad_choice[0] == 400 and "tool_choice" in json.loads(bad_choice[2])["message"]
+    assert no_messages[0] == 400 and "messages" in json.loads(no_messages[2])["message"]
+    assert v1[0] == 404
+    for _, _, text in (no_token, bad_choice, no_messages, v1):
+        assert set(json.loads(text)) == {"id", "message"}
+
+
+@pytest.mark.parametrize(("fault", "status"), [("429", 429), ("500", 500), ("overloaded", 503)])
+def test_cohere_faults_have_cohere_s_error_shape(fault: str, status: int) -> None:
+    with CohereEmulator(faults=Faults(retry_after=7)) as server:
+        server.script([server.fault(fault)])  # type: ignore[arg-type]
+        got, headers, text = post(server.api_base, cohere_body(), COHERE_HEADERS)
+    body = json.loads(text)
+    assert got == status and set(body) == {"id", "message"}
+    assert (headers.get("Retry-After") == "7") == (fault == "429")
+    if fault == "429":
+        assert "per minute request limit" in body["message"]
+
+
+def test_cohere_finish_reason_max_tokens() -> None:
+    with CohereEmulator() as server:
+        server.script([Reply(content="Cut", finish_reason="length")])
+        reply = json.loads(post(server.api_base, cohere_body(), COHERE_HEADERS)[2])
+    assert reply["finish_reason"] == "MAX_TOKENS"
+    assert reply["message"]["content"] == [{"type": "text", "text": "Cut"}]
+
+
+# ---------------------------------------------------------------------------------------
 # Shared behaviour
 
 
-@pytest.mark.parametrize("name", ["anthropic", "ollama", "gemini"])
+@pytest.mark.parametrize("name", ["anthropic", "ollama", "gemini", "cohere"])
 def test_malformed_faults_cut_the_provider_s_body_in_half(name: str) -> None:
     server = make_emulator(name, faults=Faults(rate_malformed=1.0))
     with server:
@@ -284,7 +381,7 @@ def test_malformed_faults_cut_the_provider_s_body_in_half(name: str) -> None:
         json.loads(text)
 
 
-@pytest.mark.parametrize("name", ["anthropic", "ollama", "gemini"])
+@pytest.mark.parametrize("name", ["anthropic", "ollama", "gemini", "cohere"])
 def test_replies_are_deterministic_per_prompt_and_requests_are_counted(name: str) -> None:
     with make_emulator(name) as first, make_emulator(name) as second:
         texts = []
@@ -301,6 +398,8 @@ def _hello(server: Emulator) -> tuple[str, dict[str, Any], dict[str, str]]:
         return server.url + "/v1/messages", anthropic_body(), ANTHROPIC_HEADERS
     if isinstance(server, GeminiEmulator):
         return server.api_base + "/models/m:generateContent", gemini_body(), GEMINI_HEADERS
+    if isinstance(server, CohereEmulator):
+        return server.api_base, cohere_body(), COHERE_HEADERS
     body = {"model": "llama3.1", "prompt": "Plan a trip to Lisbon.", "stream": False}
     return server.url + "/api/generate", body, {}
 
@@ -310,6 +409,8 @@ def _content(name: str, reply: dict[str, Any]) -> Any:
         return reply["content"]
     if name == "gemini":
         return reply["candidates"][0]["content"]
+    if name == "cohere":
+        return reply["message"]
     return reply["response"]
 
 
@@ -359,8 +460,9 @@ def test_every_provider_name_makes_an_emulator() -> None:
         server = make_emulator(name)
         assert isinstance(server, Emulator)
     assert make_emulator("no-usage").quirks == Quirks(omits_usage=True)  # type: ignore[attr-defined]
+    assert isinstance(make_emulator("cohere"), CohereEmulator)
     with pytest.raises(ValueError, match="choose one of"):
-        make_emulator("cohere")
+        make_emulator("mistral")
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,6 +474,7 @@ def test_every_provider_name_makes_an_emulator() -> None:
     [
         ("anthropic", "anthropic/claude-3-5-haiku-20241022", "/v1/messages"),
         ("gemini", "gemini/gemini-1.5-flash", "/v1beta/models/m:generateContent"),
+        ("cohere", "cohere/command-r-08-2024", "/v2/chat"),
     ],
 )
 def test_serve_prints_how_to_reach_it_and_stops_on_ctrl_c(
@@ -395,12 +498,17 @@ def test_serve_prints_how_to_reach_it_and_stops_on_ctrl_c(
         url = first.split(" at ", 1)[1].strip()
         assert url.startswith("http://127.0.0.1:")
         assert f"--model {model} --api-base {url}" in second
-        body = anthropic_body() if provider == "anthropic" else gemini_body()
-        headers = ANTHROPIC_HEADERS if provider == "anthropic" else GEMINI_HEADERS
+        body, headers = {
+            "anthropic": (anthropic_body(), ANTHROPIC_HEADERS),
+            "gemini": (gemini_body(), GEMINI_HEADERS),
+            "cohere": (cohere_body(), COHERE_HEADERS),
+        }[provider]
         status, response_headers, text = post(url + path, body, headers)
         assert status == 429
         if provider == "anthropic":
             assert response_headers["retry-after"] == "4"
+        elif provider == "cohere":
+            assert response_headers["Retry-After"] == "4"
         else:
             assert json.loads(text)["error"]["details"][-1]["retryDelay"] == "4s"
     finally:
@@ -411,6 +519,6 @@ def test_serve_prints_how_to_reach_it_and_stops_on_ctrl_c(
 
 
 def test_serve_refuses_an_unknown_provider() -> None:
-    command = [sys.executable, "-m", "promptflow_dsl", "serve", "--provider", "cohere"]
+    command = [sys.executable, "-m", "promptflow_dsl", "serve", "--provider", "mistral"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ})
     assert done.returncode == 1 and "choose one of openai, anthropic" in done.stderr

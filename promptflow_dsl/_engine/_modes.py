@@ -9,7 +9,9 @@ parser), once per server, and the move is logged once.
 
 A raw completion prompt (genstruct, the paper's bootstrap) needs a completion endpoint.
 Chat-only providers have none, so there the technique's structured path is taken instead,
-with the prompt as one user message.
+with the prompt as one user message. Ollama's generate endpoint is one, but it wraps a
+prompt in the model's chat template unless the request says ``raw: true``
+(:data:`RAW_PROMPT`).
 
 >>> from promptflow_dsl import Model, genstruct
 >>> program = genstruct.program("Tides", "The moon pulls the sea.")
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ProviderError
@@ -33,11 +36,13 @@ from .._program import PromptProgram
 
 __all__ = [
     "FORCING",
+    "RAW_PROMPT",
     "is_mode_refusal",
     "next_mode",
     "pick_mode",
     "provider_of",
     "settle_mode",
+    "with_fields",
 ]
 
 _log = logging.getLogger("promptflow_dsl")
@@ -74,6 +79,12 @@ FORCING: dict[str, dict[str, Any]] = {
     "cohere_chat": {"extra_body": {"tool_choice": "REQUIRED"}},
 }
 """Request fields that force a tool call where LiteLLM's mapping would drop the forcing."""
+RAW_PROMPT: dict[str, dict[str, Any]] = {
+    # LiteLLM puts Ollama's extra parameters under "options", where raw means nothing;
+    # extra_body is merged into the request body itself.
+    "ollama": {"extra_body": {"raw": True}},
+}
+"""Request fields that make a completion endpoint take a raw prompt as it stands."""
 _CHAIN: dict[Mode, Mode] = {"tools": "json_schema", "json_schema": "json", "json": "md_json"}
 _REFUSAL = re.compile(
     r"tool|function.?call|response.?format|json.?schema|--jinja|structured output|"
@@ -81,6 +92,19 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _settled: dict[tuple[str, str | None], Mode] = {}  # a server's refusals, for this process
+
+
+def with_fields(kwargs: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """*kwargs* with *fields* added; ``extra_body`` is merged, and the caller's entries win.
+
+    >>> with_fields({"extra_body": {"keep_alive": "5m"}}, RAW_PROMPT["ollama"])
+    {'extra_body': {'raw': True, 'keep_alive': '5m'}}
+    """
+    merged = {**fields, **kwargs}
+    body = {**fields.get("extra_body", {}), **kwargs.get("extra_body", {})}
+    if body:
+        merged["extra_body"] = body
+    return merged
 
 
 def provider_of(model_name: str) -> str:

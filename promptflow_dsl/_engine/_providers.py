@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +37,13 @@ from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
+    RAW_PROMPT,
     is_mode_refusal,
     next_mode,
     pick_mode,
     provider_of,
     settle_mode,
+    with_fields,
 )
 from ._portal import at_exit  # noqa: E402
 from ._salvage import json_object  # noqa: E402
@@ -253,6 +255,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
     kwargs = _request_kwargs(program, model)
     try:
         if program.is_raw and mode == "text":
+            kwargs = with_fields(kwargs, RAW_PROMPT.get(provider_of(model.name), {}))
             client = _completion_client(model)
             if client is not None:
                 kwargs["client"] = client
@@ -265,7 +268,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
             text = response.choices[0].message.content
             return _text_reply(program, response, text, model, request)
         if mode == "tools":
-            kwargs.update(FORCING.get(provider_of(model.name), {}))
+            kwargs = with_fields(kwargs, FORCING.get(provider_of(model.name), {}))
         client = _instructor_client(mode)
         messages = (
             [{"role": "user", "content": program.prompt}] if program.is_raw else program.render()
@@ -440,15 +443,39 @@ def _not_found_hint(exc: BaseException, model: Model) -> str:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    # LiteLLM keeps the provider's headers here; its own `response` is rebuilt without them.
-    headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        headers = getattr(getattr(exc, "response", None), "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
+    """The seconds the provider asked to wait: its ``Retry-After`` header, else Gemini's
+    ``retryDelay`` in the error body."""
+    value = next(filter(None, map(_retry_header, _chained_headers(exc))), None)
     try:
         return float(value) if value is not None else _retry_delay_in_body(exc)
-    except ValueError:
+    except ValueError:  # an HTTP date: the engine's own backoff will do
         return _retry_delay_in_body(exc)
+
+
+def _chained_headers(exc: BaseException) -> Iterator[Any]:
+    """Response headers found on *exc* and on the exceptions it was raised from.
+
+    LiteLLM keeps a provider's headers on its exception (``litellm_response_headers``) and
+    rebuilds ``response`` without them. Where its provider error drops them altogether
+    (Cohere's ``CohereError`` is built without the headers it is handed), the HTTP error
+    it was raised from still holds the real response, one or two links down the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield getattr(current, "litellm_response_headers", None)
+        yield getattr(current, "headers", None)
+        yield getattr(getattr(current, "response", None), "headers", None)
+        current = current.__cause__ or current.__context__
+
+
+def _retry_header(headers: Any) -> str | None:
+    """The ``Retry-After`` value in *headers* (a dict or httpx's headers), any spelling."""
+    items = getattr(headers, "items", None)
+    if items is None:
+        return None
+    return next((str(v) for k, v in items() if str(k).lower() == "retry-after"), None)
 
 
 _RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')

@@ -1,8 +1,9 @@
 """Testing helpers: provider emulators for real-HTTP tests of prompt programs.
 
 :class:`LoopbackServer` speaks the OpenAI API (with optional :class:`Quirks` of
-self-hosted servers); :class:`AnthropicEmulator`, :class:`OllamaEmulator` and
-:class:`GeminiEmulator` speak those providers' own wire formats. All share scripted
+self-hosted servers); :class:`AnthropicEmulator`, :class:`OllamaEmulator`,
+:class:`GeminiEmulator` and :class:`CohereEmulator` speak those providers' own wire
+formats. All share scripted
 replies, seeded latency and :class:`Faults`, recording and counters
 (:class:`Emulator`). The ``loopback_server`` pytest fixture is registered automatically
 when the package is installed, and ``promptflow serve`` runs any of them on a port.
@@ -10,6 +11,7 @@ when the package is installed, and ``promptflow serve`` runs any of them on a po
 
 from promptflow_dsl.testing._anthropic import AnthropicEmulator
 from promptflow_dsl.testing._base import Emulator, Faults, RecordedRequest, Reply, ServerStats
+from promptflow_dsl.testing._cohere import CohereEmulator
 from promptflow_dsl.testing._gemini import GeminiEmulator
 from promptflow_dsl.testing._ollama import OllamaEmulator
 from promptflow_dsl.testing._quirks import Quirks
@@ -18,6 +20,7 @@ from promptflow_dsl.testing._server import LoopbackServer, default_responder
 
 __all__ = [
     "AnthropicEmulator",
+    "CohereEmulator",
     "Emulator",
     "Faults",
     "GeminiEmulator",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from promptflow_dsl.testing._anthropic import AnthropicEmulator
 from promptflow_dsl.testing._base import Emulator, Faults, Latency
+from promptflow_dsl.testing._cohere import CohereEmulator
 from promptflow_dsl.testing._gemini import GeminiEmulator
 from promptflow_dsl.testing._ollama import OllamaEmulator
 from promptflow_dsl.testing._quirks import QUIRKS, Quirks
@@ -24,9 +25,10 @@ _NATIVE: dict[str, type[Emulator]] = {
     "anthropic": AnthropicEmulator,
     "ollama": OllamaEmulator,
     "gemini": GeminiEmulator,
+    "cohere": CohereEmulator,
 }
 PROVIDERS = (*_NATIVE, *QUIRKS)
-"""The names :func:`make_emulator` takes: four providers, then the OpenAI-compatible quirks."""
+"""The names :func:`make_emulator` takes: five providers, then the OpenAI-compatible quirks."""
 
 
 def make_emulator(

@@ -1,7 +1,8 @@
 """The library against each provider's own wire format: real LiteLLM and Instructor over HTTP.
 
-Every cell of the provider matrix that today's library gets wrong is a strict xfail whose
-reason says what is missing, so the change that fixes it flips the test.
+Every cell of the provider matrix passes. A cell the library gets wrong goes in as
+``pytest.mark.xfail(strict=True, reason=...)`` saying what is missing, so the change that
+fixes it flips the test.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from promptflow_dsl import (
 )
 from promptflow_dsl.testing import (
     AnthropicEmulator,
+    CohereEmulator,
     Emulator,
     Faults,
     GeminiEmulator,
@@ -57,11 +59,14 @@ ANTHROPIC = Provider(AnthropicEmulator, "anthropic/claude-3-5-haiku-20241022", "
 OLLAMA = Provider(OllamaEmulator, "ollama/llama3.1", None)
 OLLAMA_CHAT = Provider(OllamaEmulator, "ollama_chat/llama3.1", None)
 GEMINI = Provider(GeminiEmulator, "gemini/gemini-1.5-flash", "test-key")
-NATIVE = {"anthropic": ANTHROPIC, "ollama": OLLAMA, "ollama_chat": OLLAMA_CHAT, "gemini": GEMINI}
-
-
-def xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
+COHERE = Provider(CohereEmulator, "cohere/command-r-08-2024", "test-key")
+NATIVE = {
+    "anthropic": ANTHROPIC,
+    "ollama": OLLAMA,
+    "ollama_chat": OLLAMA_CHAT,
+    "gemini": GEMINI,
+    "cohere": COHERE,
+}
 
 
 @pytest.fixture
@@ -85,6 +90,7 @@ def serve(provider: Provider, **options: object) -> Emulator:
         "gemini",
         "ollama",
         "ollama_chat",
+        "cohere",
     ],
 )
 def test_structured_result_in_the_default_mode(name: str, quiet_anthropic: None) -> None:
@@ -123,6 +129,17 @@ def test_gemini_forces_the_function_with_mode_any() -> None:
         assert request.path == "/v1beta/models/gemini-1.5-flash:generateContent"
 
 
+def test_cohere_forces_the_tool_with_required() -> None:
+    # LiteLLM drops the tool_choice Instructor sends for Cohere; the emulated model, like
+    # the real one, may then answer in prose. Cohere's own REQUIRED must reach the wire.
+    with CohereEmulator() as server:
+        self_instruct("Rivers carve valleys.", model=COHERE.at(server), cache=False)
+        (request,) = server.requests
+        assert request.body["tool_choice"] == "REQUIRED"
+        assert request.body["tools"][0]["function"]["name"]
+        assert request.path == "/v2/chat" and "authorization" not in request.headers
+
+
 def test_gemini_json_schema_mode_is_refused_where_litellm_would_drop_the_schema() -> None:
     # LiteLLM sends gemini-1.5-flash only response_mime_type in json_schema mode: the
     # schema would be dropped silently, so the call is refused before it is made.
@@ -159,7 +176,7 @@ def test_usage_is_filled_in_the_usage_column(name: str, quiet_anthropic: None) -
     usage = out["usage"].struct.unnest()
     assert out["error"].is_null().all()
     assert (usage["input_tokens"] > 0).all() and (usage["output_tokens"] > 0).all()
-    if name == "anthropic":  # the one with a price in LiteLLM's map
+    if name in ("anthropic", "cohere"):  # the ones with a price in LiteLLM's map
         assert (usage["cost_usd"] > 0).all()
 
 
@@ -190,6 +207,7 @@ def test_a_429_is_retried_until_the_call_succeeds(name: str, quiet_anthropic: No
         "anthropic",
         "ollama",
         "gemini",
+        "cohere",
     ],
 )
 def test_the_retry_waits_as_long_as_the_provider_asks(name: str, quiet_anthropic: None) -> None:
@@ -213,7 +231,7 @@ def test_an_anthropic_overload_is_retried(quiet_anthropic: None) -> None:
 # Raw completion prompts
 
 
-@pytest.mark.parametrize("name", ["anthropic", "gemini", "ollama_chat"])
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "ollama_chat", "cohere"])
 def test_genstruct_on_a_chat_only_provider(name: str, quiet_anthropic: None) -> None:
     provider = NATIVE[name]
     with serve(provider) as server:
@@ -221,10 +239,6 @@ def test_genstruct_on_a_chat_only_provider(name: str, quiet_anthropic: None) -> 
         assert isinstance(pair, UserAssistantPair) and pair.user and pair.assistant
 
 
-@xfail(
-    "LiteLLM's ollama provider puts every extra parameter under 'options' and has no way to "
-    "send Ollama's top-level raw flag, so Ollama applies its chat template to raw prompts"
-)
 def test_genstruct_on_ollama_sends_the_prompt_raw() -> None:
     with OllamaEmulator() as server:
         server.script(["Why do tides happen?\n\n[[[Assistant]]] The moon pulls the sea."])
@@ -232,6 +246,31 @@ def test_genstruct_on_ollama_sends_the_prompt_raw() -> None:
         assert pair.assistant == "The moon pulls the sea."
         (request,) = server.requests
         assert request.endpoint == "generate" and request.body.get("raw") is True
+        assert request.body["prompt"].startswith("[[[Title]]] Tides")  # no template around it
+
+
+def test_ollama_raw_keeps_the_user_s_extra_body() -> None:
+    with OllamaEmulator() as server:
+        server.script(["Why do tides happen?\n\n[[[Assistant]]] The moon pulls the sea."])
+        model = OLLAMA.at(server, params={"extra_body": {"keep_alive": "5m"}})
+        genstruct("Tides", "The moon pulls the sea.", model=model, cache=False)
+        (request,) = server.requests
+        assert request.body["raw"] is True and request.body["keep_alive"] == "5m"
+
+
+def test_ollama_chat_prompts_are_not_sent_raw() -> None:
+    with OllamaEmulator() as server:
+        text_generation("How do valleys form?", model=OLLAMA.at(server), cache=False)
+        (request,) = server.requests
+        assert "raw" not in request.body  # a chat prompt keeps the model's template
+
+
+def test_cohere_forcing_keeps_the_user_s_extra_body() -> None:
+    with CohereEmulator() as server:
+        model = COHERE.at(server, params={"extra_body": {"strict_tools": True}})
+        self_instruct("Rivers carve valleys.", model=model, cache=False)
+        (request,) = server.requests
+        assert request.body["tool_choice"] == "REQUIRED" and request.body["strict_tools"] is True
 
 
 # ---------------------------------------------------------------------------------------
