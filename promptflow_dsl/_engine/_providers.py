@@ -170,6 +170,13 @@ def check_model(model: Model) -> None:
                 "schema and the reply would not be held to it; use mode='tools'"
             )
             raise ModelSettingError(message)
+    if model.mode in ("json_schema", "json") and not _takes_response_format(model.name):
+        message = (
+            f"model {model.name!r}: LiteLLM drops response_format for the "
+            f"{provider_of(model.name)} provider, so mode={model.mode!r} would not hold the "
+            "reply to the schema; use mode='tools' (or leave mode unset)"
+        )
+        raise ModelSettingError(message)
     if not model.api_key and not model.api_base:
         try:
             missing = litellm.validate_environment(model.name).get("missing_keys") or []
@@ -183,6 +190,16 @@ def check_model(model: Model) -> None:
             )
             raise ModelSettingError(message)
     _checked.add(seen)
+
+
+def _takes_response_format(model_name: str) -> bool:
+    """False where LiteLLM would drop ``response_format`` (its provider maps no such field)."""
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model_name)
+        supported = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider)
+    except Exception:  # LiteLLM cannot tell for this provider: let the call say
+        return True
+    return supported is None or "response_format" in supported
 
 
 _completion_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (

@@ -150,6 +150,17 @@ def test_gemini_json_schema_mode_is_refused_where_litellm_would_drop_the_schema(
         assert server.stats.requests == 0
 
 
+@pytest.mark.parametrize("mode", ["json_schema", "json"])
+def test_cohere_json_modes_are_refused_where_litellm_would_drop_response_format(mode) -> None:
+    # LiteLLM's Cohere provider takes no response_format, and drop_params would remove it
+    # silently: the reply would not be held to the schema. Refused before any call.
+    with CohereEmulator() as server:
+        model = COHERE.at(server, mode=mode)
+        with pytest.raises(ModelSettingError, match="drops response_format.*mode='tools'"):
+            self_instruct("Rivers carve valleys.", model=model, cache=False)
+        assert server.stats.requests == 0
+
+
 # ---------------------------------------------------------------------------------------
 # Text generation, usage and cost
 
