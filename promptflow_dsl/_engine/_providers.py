@@ -442,13 +442,21 @@ def _provider_error(
 
 
 _PATHS = {"anthropic": "/v1/messages"}  # what LiteLLM appends to an api_base, per provider
+_WHOLE_URLS = {"cohere": "/v2/chat", "cohere_chat": "/v2/chat"}  # api_base used as it stands
 
 
 def _not_found_hint(exc: BaseException, model: Model) -> str:
     """Name the URL that was not found where it is known, and the usual cause: a doubled
     ``/v1`` in api_base."""
     base = (model.api_base or "").rstrip("/")
-    path = _PATHS.get(provider_of(model.name))
+    provider = provider_of(model.name)
+    path = _PATHS.get(provider)
+    whole = _WHOLE_URLS.get(provider)
+    if base and whole and not base.endswith(whole):
+        return (
+            f" (the request went to {base}); for {provider}/ LiteLLM takes api_base as the "
+            f"whole chat URL: use {base + whole!r}."
+        )
     if base and path:
         hint = f" (the request went to {base}{path})"
         if base.endswith("/v1"):

@@ -297,6 +297,14 @@ def test_an_anthropic_api_base_ending_in_v1_reaches_a_doubled_path(quiet_anthrop
         assert server.stats.by_status == {404: server.stats.requests}
 
 
+def test_a_cohere_api_base_without_its_chat_path_gets_a_404_that_says_so() -> None:
+    with CohereEmulator() as server:
+        model = Model(COHERE.model, api_base=server.url, api_key="test-key")
+        with pytest.raises(ProviderError, match=r"whole chat URL: use '.*/v2/chat'"):
+            text_generation("Hi?", model=model, cache=False)
+        assert server.stats.by_status == {404: server.stats.requests}
+
+
 def test_an_anthropic_404_names_the_url(quiet_anthropic: None) -> None:
     with AnthropicEmulator() as server:
         model = Model(ANTHROPIC.model, api_base=server.url + "/v1", api_key="sk-ant-test")
