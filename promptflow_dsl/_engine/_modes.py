@@ -117,6 +117,8 @@ def has_completion_endpoint(model: Model) -> bool:
     provider = provider_of(model.name)
     if provider in CHAT_ONLY:
         return False
+    if provider == "huggingface" and model.api_base is None:
+        return False  # the router serves chat completions only
     if provider == "openai" and model.api_base is None:
         return _litellm_mode(model.name) != "chat"  # gpt-4o-mini: chat; davinci-002: not
     return True

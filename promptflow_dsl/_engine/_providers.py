@@ -71,20 +71,48 @@ _INSTRUCTOR_MODES = {
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "md_json": instructor.Mode.MD_JSON,
 }
-_RETRIES_IN_BODY = frozenset({"huggingface"})  # LiteLLM would send num_retries to the server
+HF_ROUTER = "https://router.huggingface.co/v1"
+"""Hugging Face's OpenAI-compatible router to its inference providers."""
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]:
     kwargs: dict[str, Any] = {**program.params, **model.call_params()}
-    kwargs.update(model=model.name, timeout=model.timeout, drop_params=True)
-    if provider_of(model.name) not in _RETRIES_IN_BODY:
-        kwargs["num_retries"] = 0  # the engine retries; the SDK underneath must not
-    if model.api_base:
-        kwargs["api_base"] = model.api_base
-    if model.api_key:
-        kwargs["api_key"] = model.api_key
+    name, api_base, api_key = on_the_wire(model)
+    kwargs.update(model=name, timeout=model.timeout, drop_params=True)
+    kwargs["num_retries"] = 0  # the engine retries; the SDK underneath must not
+    if api_base:
+        kwargs["api_base"] = api_base
+    if api_key:
+        kwargs["api_key"] = api_key
     return kwargs
+
+
+def on_the_wire(model: Model) -> tuple[str, str | None, str | None]:
+    """The model string, api_base and key that LiteLLM is given for *model*.
+
+    A ``huggingface/`` model goes as what Hugging Face serves, an OpenAI-compatible chat
+    API: a dedicated endpoint at its ``api_base``, or the router with the inference
+    provider in the model name. LiteLLM's own huggingface path fetches the model's
+    ``config.json`` from the Hub, synchronously, on every call.
+
+    >>> on_the_wire(Model("huggingface/together/meta-llama/Llama-3.1-8B", api_key="hf_x"))
+    ('openai/meta-llama/Llama-3.1-8B:together', 'https://router.huggingface.co/v1', 'hf_x')
+    >>> on_the_wire(Model("huggingface/tgi", api_base="http://gpu:8080", api_key="hf_x"))
+    ('openai/tgi', 'http://gpu:8080/v1', 'hf_x')
+    """
+    if provider_of(model.name) != "huggingface":
+        return model.name, model.api_base, model.api_key
+    served = model.name.split("/", 1)[1]
+    key = model.api_key or os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACE_API_KEY")
+    if model.api_base is None:
+        first, rest = served.split("/", 1) if "/" in served else ("", served)
+        if "/" in rest:  # huggingface/<provider>/<org>/<model>
+            served = f"{rest}:{first}"
+        return f"openai/{served}", HF_ROUTER, key
+    base = model.api_base.rstrip("/").removesuffix("/chat/completions")
+    base = base if base.endswith("/v1") else f"{base}/v1"
+    return f"openai/{served}", base, key or "none"  # an open endpoint needs no key
 
 
 @dataclass(frozen=True)
@@ -210,20 +238,21 @@ _completion_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[A
 def _completion_client(model: Model) -> Any | None:
     """One OpenAI client per server (and event loop) for raw completions: LiteLLM makes a
     new one, with a new HTTP session it never closes, for every such call."""
-    if provider_of(model.name) not in ("openai", "text-completion-openai"):
+    name, api_base, api_key = on_the_wire(model)
+    if provider_of(name) not in ("openai", "text-completion-openai"):
         return None
-    api_key = model.api_key or os.environ.get("OPENAI_API_KEY")
+    api_key = api_key or os.environ.get("OPENAI_API_KEY")
     if not api_key:
         return None  # LiteLLM's own error names the missing key
     from litellm.llms.openai.common_utils import BaseOpenAILLM
     from openai import AsyncOpenAI
 
     clients = _completion_clients.setdefault(asyncio.get_running_loop(), {})
-    key = (model.api_base, api_key, model.timeout)
+    key = (api_base, api_key, model.timeout)
     if key not in clients:
         clients[key] = AsyncOpenAI(
             api_key=api_key,
-            base_url=model.api_base,
+            base_url=api_base,
             http_client=BaseOpenAILLM._get_async_http_client(),
             timeout=model.timeout,
             max_retries=0,
