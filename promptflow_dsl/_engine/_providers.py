@@ -58,6 +58,11 @@ litellm.suppress_debug_info = True
 at_exit(litellm.close_litellm_async_clients)  # no "Unclosed client session" noise at exit
 # LiteLLM's own types trip a harmless Pydantic warning the first time a schema is built.
 warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)
+# litellm.acompletion builds its request coroutine in a worker thread; a call cancelled
+# while that thread runs (early stop, Ctrl-C, on_error="raise") drops the coroutine unsent.
+warnings.filterwarnings(
+    "ignore", message=r"coroutine '\w+\.acompletion' was never awaited", category=RuntimeWarning
+)
 
 for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())

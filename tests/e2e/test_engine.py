@@ -1,5 +1,8 @@
 """The execution engine through the loopback server: faults, limits, budget, early stop."""
 
+import subprocess
+import sys
+import textwrap
 import time
 
 import polars as pl
@@ -223,3 +226,30 @@ def test_the_budget_holds_for_a_multi_call_technique(eliminate):
     # per row let a row's remaining 6 or 7 calls through, for each row in flight).
     assert budget <= spent <= budget + 3 * spent / calls
     assert "max_cost_usd" in result.summary.stopped
+
+
+def test_a_run_that_stops_early_leaves_no_warnings_on_stderr():
+    # Early stop cancels calls in flight; LiteLLM had built some of their requests in a
+    # worker thread, and each dropped one printed "coroutine ... was never awaited".
+    script = textwrap.dedent(
+        """
+        import polars as pl
+        from promptflow_dsl import Model, RunAbortedError, text_generation
+        from promptflow_dsl.testing import LoopbackServer, Reply
+
+        refuse = lambda request: Reply(status=429, headers={"Retry-After": "0"})
+        with LoopbackServer(responder=refuse, latency=0.05) as server:
+            model = Model("openai/x", api_base=server.api_base, api_key="sk-test")
+            frame = pl.DataFrame({"instruction": [f"Q{i}?" for i in range(200)]})
+            try:
+                text_generation.step().run(frame, model=model, max_concurrency=16, cache=False)
+            except RunAbortedError:
+                print("stopped early")
+        """
+    )
+    for _ in range(3):  # the race shows most runs, not every one
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
+        assert done.stdout.strip() == "stopped early", done.stderr
+        assert "never awaited" not in done.stderr and "Traceback" not in done.stderr
