@@ -31,6 +31,9 @@ LOG_INTERVAL_S = float(os.environ.get("PROMPTFLOW_PROGRESS_EVERY", "10"))
 """Seconds between two progress lines when stderr is not a terminal
 (``PROMPTFLOW_PROGRESS_EVERY``, default 10)."""
 
+NOTEBOOK_INTERVAL_S = 0.5
+"""Seconds between two updates of a notebook's progress line (it is replaced in place)."""
+
 
 class StepProgress:
     """The counts of one step. Totals can grow (the CLI adds rows chunk by chunk)."""
@@ -68,13 +71,33 @@ class StepProgress:
 
 
 def _in_notebook() -> bool:
+    """True in a Jupyter kernel (a subclass of its shell too: Colab's, say)."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    return any(kind.__name__ == "ZMQInteractiveShell" for kind in type(shell).__mro__)
+
+
+class _NotebookLine:
+    """One line of plain text in a notebook's output, shown on first use and then replaced
+    in place (IPython's display ids). No widgets, so nothing asks for ipywidgets, as rich's
+    live display does in a notebook."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def show(self, text: str) -> None:
+        from IPython.display import display
+
+        shown = {"text/plain": text}  # raw: the text itself, not the repr of a str
+        if self._handle is None:
+            self._handle = display(shown, raw=True, display_id=True)
+        else:
+            self._handle.update(shown, raw=True)
 
 
 class ProgressDisplay:
     """All the steps of one run. ``enabled=None``: bars on a terminal, one line in a
-    notebook, a log line every ``interval_s`` seconds elsewhere; False: nothing."""
+    notebook (replaced every ``interval_s``, default 0.5 s), a log line every
+    ``interval_s`` (default 10 s) elsewhere; False: nothing."""
 
     def __init__(
         self,
@@ -84,22 +107,18 @@ class ProgressDisplay:
         interval_s: float | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
-        self._interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
+        self._on = enabled is not False
+        in_notebook = self._on and stream is None and _in_notebook()
+        default_s = NOTEBOOK_INTERVAL_S if in_notebook else LOG_INTERVAL_S
+        self._interval_s = default_s if interval_s is None else interval_s
         self._steps: dict[str, StepProgress] = {}
         self._started = self._shown = time.monotonic()  # a short run prints nothing
         self._said = False
         self._waiting: str | None = None
         self._told_waiting = False  # the last line already said a model was waiting
+        self._notebook = _NotebookLine() if in_notebook else None
         self._progress: Any = None
-        self._notebook: Any = None
-        self._on = enabled is not False
-        if not self._on:
-            return
-        if stream is None and _in_notebook():
-            from IPython.display import display
-
-            self._notebook = display("", display_id=True)  # one line, updated in place
-        elif stream is None and self._stream.isatty():
+        if self._on and not in_notebook and stream is None and self._stream.isatty():
             self._progress = _rich_progress()
 
     def elapsed(self) -> float:
@@ -159,7 +178,7 @@ class ProgressDisplay:
         self._shown, self._said = now, True
         self._told_waiting = self._waiting is not None
         if self._notebook is not None:
-            self._notebook.update(self.line())
+            self._notebook.show(self.line())
         else:
             print(self.line(), file=self._stream, flush=True)
 
