@@ -306,9 +306,16 @@ class Technique(Generic[R]):
         *,
         model: str | Model | None = None,
         inputs: Mapping[str, str] | None = None,
+        num_generations: int = 1,
+        explode_generations: bool = False,
         **attributes: Any,
     ) -> TechniqueStep:
         """This technique as a recipe step, attributes bound, inputs mapped to columns.
+
+        ``num_generations=k`` runs the technique *k* times a row, as *k* distinct samples
+        (distinct cache entries): each result field becomes a list column named by its
+        plural (``generation`` → ``generations``), or, with ``explode_generations``, *k*
+        rows a row numbered by ``generation_index``.
 
         >>> from promptflow_dsl import self_instruct
         >>> self_instruct.step(num_instructions=3, inputs={"input": "document"})
@@ -317,7 +324,14 @@ class Technique(Generic[R]):
         from ._recipe._llm_step import TechniqueStep
 
         checked = self.check_attributes(attributes)  # a bad value fails here, not every row
-        return TechniqueStep.build(self, model=model, inputs=inputs or {}, attributes=checked)
+        return TechniqueStep.build(
+            self,
+            model=model,
+            inputs=inputs or {},
+            attributes=checked,
+            num_generations=num_generations,
+            explode_generations=explode_generations,
+        )
 
 
 _NUMBERS_AS_TEXT = ConfigDict(coerce_numbers_to_str=True)

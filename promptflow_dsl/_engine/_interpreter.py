@@ -217,7 +217,7 @@ async def interpret(
     attempts = _Attempts(program, model, retry, account, on_wait or _ignore_wait)
     try:
         if model.is_offline:
-            reply = await attempts.send(_offline(program, model), _measure_reply)
+            reply = await attempts.send(_offline(program, model, sample), _measure_reply)
         else:
             from ._providers import call_provider  # LiteLLM is imported on the first real call
 
@@ -235,9 +235,11 @@ def _ignore_wait(model: str, until: float | None) -> None:
     pass
 
 
-def _offline(program: PromptProgram[Any], model: Model) -> Callable[[], Awaitable[Reply]]:
+def _offline(
+    program: PromptProgram[Any], model: Model, sample: int
+) -> Callable[[], Awaitable[Reply]]:
     async def request() -> Reply:
-        return call_offline(program, model)
+        return call_offline(program, model, sample)
 
     return request
 

@@ -26,12 +26,16 @@ def _seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def call_offline(program: PromptProgram[Any], model: Model) -> Reply:
-    """Fabricate a result for the program, as a call to a real model would return it."""
+def call_offline(program: PromptProgram[Any], model: Model, sample: int = 0) -> Reply:
+    """Fabricate a result for the program, as a call to a real model would return it.
+
+    Another *sample* of the same prompt is another fabrication, as a model's would be.
+    """
     context = program.text()
     schema = json_schema(program.result_type)
     subject = program.subject or context
-    value = fabricate(schema, seed=_seed(context), context=subject, sizes=program.sizes)
+    seed = _seed(context if sample == 0 else f"{context}\x1f{sample}")
+    value = fabricate(schema, seed=seed, context=subject, sizes=program.sizes)
     result = program.result_type.model_validate(value)
     raw = result.model_dump_json()
     if program.formatter is not None and program.parser is not None:

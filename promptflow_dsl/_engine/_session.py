@@ -259,12 +259,12 @@ class Session:
     ) -> list[tuple[int, str | None]]:
         """Each row's sample, and the cache key of its first call when that is sample 0.
 
-        Rows with identical first prompts get samples 0, 1, 2...: distinct cache entries.
-        Only a run with a cache numbers: without one every call is new anyway.
+        Rows with identical first prompts get samples 0, 1, 2...: distinct cache entries
+        (and distinct fabrications from the offline model).
         """
         numbered: list[tuple[int, str | None]] = []
         for row in rows:
-            if self.cache is None or not isinstance(row, Started):
+            if not isinstance(row, Started):
                 numbered.append((0, None))
                 continue
             key = cache_key(row.first, model)

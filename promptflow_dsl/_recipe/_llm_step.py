@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .._engine._driver import Sequence
+from .._engine._driver import add_usage
 from .._engine._session import Outcome, RowError, RowFailure, Session
 from .._engine._types import Completion, Usage
+from .._errors import AttributeValueError
 from .._model import Model
 from .._schema import polars_schema, struct_of
 from .._sized import size_notes
@@ -54,6 +55,8 @@ class TechniqueStep(Step):
     model: Model | None = None
     name: str = ""
     max_concurrency: int | None = None
+    num_generations: int = 1
+    explode_generations: bool = False
     calls_models = True
 
     def limited(self, max_concurrency: int | None) -> TechniqueStep:
@@ -68,8 +71,25 @@ class TechniqueStep(Step):
         model: str | Model | None,
         inputs: Mapping[str, str],
         attributes: Mapping[str, Any],
+        num_generations: int = 1,
+        explode_generations: bool = False,
     ) -> TechniqueStep:
         """Check the attributes and the input mapping against the technique's signature."""
+        if isinstance(num_generations, bool) or not isinstance(num_generations, int):
+            reason = "a whole number"
+        elif num_generations < 1:
+            reason = "at least 1"
+        else:
+            reason = ""
+        if reason:
+            message = f"{technique.name}.step(num_generations={num_generations!r}): {reason}"
+            raise AttributeValueError(
+                message,
+                technique=technique.name,
+                name="num_generations",
+                value=num_generations,
+                reason=reason,
+            )
         unknown = sorted(set(attributes) - set(technique.attributes))
         if unknown:
             message = (
@@ -87,19 +107,33 @@ class TechniqueStep(Step):
         checked = technique.check_attributes(attributes)  # types and ranges, before any run
         columns = {name: inputs.get(name, name) for name in technique.inputs}
         coerced = Model.coerce(model) if model is not None else None
-        return cls(technique, checked, columns, coerced, technique.name)
+        return cls(
+            technique,
+            checked,
+            columns,
+            coerced,
+            technique.name,
+            num_generations=num_generations,
+            explode_generations=explode_generations,
+        )
 
     @property
     def contract(self) -> Contract:
         optional = self.technique.optional_inputs
         needs = {self.columns[p] for p in self.technique.inputs if p not in optional}
         needs |= self.technique.extra_columns(self.attributes)
-        fields = self.technique.output_columns(self.attributes)
+        index = (GENERATION_INDEX,) if self.explode_generations else ()
         return Contract(
             needs=frozenset(needs),
             optional=frozenset(self.columns[p] for p in optional),
-            adds=(*fields, *_TRAILING),
+            adds=(*self._outputs().values(), *index, *_TRAILING),
         )
+
+    def _outputs(self) -> dict[str, str]:
+        """Each result field's column: its own name, or its plural for a list of samples."""
+        fields = self.technique.output_columns(self.attributes)
+        grouped = self.num_generations > 1 and not self.explode_generations
+        return {f: samples_column(f) if grouped else f for f in fields}
 
     def _arguments(self, row: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         inputs = [row.get(self.columns[p]) for p in self.technique.inputs]
@@ -112,13 +146,13 @@ class TechniqueStep(Step):
         extra = {c: row[c] for c in self.technique.extra_columns(self.attributes)}
         return inputs, {**self.attributes, **extra}
 
-    def _rows(self, frame: pl.DataFrame, earlier: list[Any]) -> list[Sequence | RowFailure | None]:
-        """Each row's sequence of programs; None for a row an earlier step failed; a
-        failure for a row with a null input."""
+    def _inputs(self, frame: pl.DataFrame, earlier: list[Any]) -> list[_Call | RowFailure | None]:
+        """Each row's arguments; None for a row an earlier step failed; a failure for a row
+        with a null input."""
         contract = self.contract
         read = [c for c in (*contract.needs, *contract.optional) if c in frame.columns]
         required = [self.columns[p] for p in self.technique.inputs if p not in contract.optional]
-        rows: list[Sequence | RowFailure | None] = []
+        rows: list[_Call | RowFailure | None] = []
         for row, error in zip(frame.select(read).iter_rows(named=True), earlier, strict=True):
             missing = [c for c in required if row.get(c) is None]
             if error is not None:
@@ -127,20 +161,56 @@ class TechniqueStep(Step):
                 reason = f"input column {missing[0]!r} is null"
                 rows.append(RowFailure(RowError(self.name, "MissingInput", reason)))
             else:
-                args, kwargs = self._arguments(row)
-                rows.append(self.technique.sequence(*args, **kwargs))
+                rows.append(self._arguments(row))
         return rows
 
     async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:
-        """Rows → sequences → ``session.map`` → columns."""
+        """Rows → sequences (``num_generations`` a row) → ``session.map`` → columns."""
         import polars as pl
 
         earlier = frame["error"].to_list() if "error" in frame.columns else [None] * frame.height
-        rows = self._rows(frame, earlier)
-        outcomes = await session.map(self.name, rows, model=self.model, limit=self.max_concurrency)
         noted = frame["notes"].to_list() if "notes" in frame.columns else [None] * frame.height
-        out = frame.with_columns(self._columns(outcomes, earlier, noted))
+        inputs = self._inputs(frame, earlier)
+        k = self.num_generations
+        sequences = [
+            self.technique.sequence(*row[0], **row[1]) if isinstance(row, tuple) else row
+            for row in inputs
+            for _ in range(k)
+        ]
+        outcomes = await session.map(
+            self.name, sequences, model=self.model, limit=self.max_concurrency
+        )
+        groups = [outcomes[i * k : (i + 1) * k] for i in range(frame.height)]
+        if self.explode_generations:
+            out = self._exploded(frame, inputs, groups, earlier, noted)
+        else:
+            per_row = [group[0] if k == 1 else _grouped(group) for group in groups]
+            out = frame.with_columns(self._columns(per_row, earlier, noted))
         return out.select(pl.exclude(_TRAILING), *_TRAILING)  # bookkeeping columns go last
+
+    def _exploded(  # noqa: PLR0913 - the frame and what each row came to
+        self,
+        frame: pl.DataFrame,
+        inputs: list[_Call | RowFailure | None],
+        groups: list[list[Outcome]],
+        earlier: list[Any],
+        noted: list[Any],
+    ) -> pl.DataFrame:
+        """A row per sample, numbered by ``generation_index``; a row that made no call
+        (failed before) stays one row, with a null index."""
+        import polars as pl
+
+        picks = [
+            (i, j)
+            for i, row in enumerate(inputs)
+            for j in (range(len(groups[i])) if isinstance(row, tuple) else (None,))
+        ]
+        at = [i for i, _ in picks]
+        columns = self._columns(
+            [groups[i][j or 0] for i, j in picks], [earlier[i] for i in at], [noted[i] for i in at]
+        )
+        index = pl.Series(GENERATION_INDEX, [j for _, j in picks], dtype=pl.Int64)
+        return frame[at].with_columns(*columns, index)
 
     def _columns(
         self, outcomes: list[Outcome], earlier: list[Any], noted: list[Any]
@@ -148,12 +218,16 @@ class TechniqueStep(Step):
         import polars as pl
 
         done = [o if isinstance(o, Completion) else None for o in outcomes]
-        results = [c.result.model_dump() if c else None for c in done]
+        results = [_dumped(c.result) if c else None for c in done]
         spent = [o.usage if isinstance(o, (Completion, RowFailure)) else None for o in outcomes]
         schema = polars_schema(self.technique.result_type)
         series = [
-            pl.Series(name, [r[name] if r else None for r in results], dtype=schema[name])
-            for name in self.technique.output_columns(self.attributes)
+            pl.Series(
+                column,
+                [r[name] if r else None for r in results],
+                dtype=pl.List(schema[name]) if column != name else schema[name],
+            )
+            for name, column in self._outputs().items()
         ]
         usage = [vars(u) if u else None for u in spent]
         errors = [
@@ -169,12 +243,51 @@ class TechniqueStep(Step):
         ]
 
 
+GENERATION_INDEX = "generation_index"
+"""The column that numbers a row's samples when ``explode_generations`` is set."""
+
+_Call = tuple[list[Any], dict[str, Any]]  # a row's inputs and attributes
+
+
+def samples_column(field_name: str) -> str:
+    """The column of a field's samples, one list a row: its plural.
+
+    >>> samples_column("generation"), samples_column("instructions")
+    ('generations', 'instructions_samples')
+    """
+    return f"{field_name}_samples" if field_name.endswith("s") else f"{field_name}s"
+
+
+def _grouped(samples: list[Outcome]) -> Outcome:
+    """A row's samples as one outcome: the list of results, or the first failure; the
+    usage of them all either way."""
+    if all(sample is None for sample in samples):
+        return None
+    spent = [s.usage for s in samples if s is not None and s.usage is not None]
+    usage = add_usage(spent) if spent else None
+    failures = [s for s in samples if isinstance(s, RowFailure)]
+    if failures:
+        return RowFailure(failures[0].error, usage)
+    done = [s for s in samples if isinstance(s, Completion)]
+    return Completion([c.result for c in done], None, done[0].model_name, add_usage(spent))
+
+
+def _dumped(result: Any) -> dict[str, Any]:
+    """A result's fields, or for a list of samples each field's list of values."""
+    if not isinstance(result, list):
+        return cast("dict[str, Any]", result.model_dump())
+    dumps = [r.model_dump() for r in result]
+    return {name: [d[name] for d in dumps] for name in dumps[0]}
+
+
 def _notes(
     step: str, done: list[Completion[Any] | None], noted: list[Any]
 ) -> list[list[str] | None]:
     """Each row's notes: an earlier step's, then this step's (a list cut or short)."""
     rows = []
     for completion, before in zip(done, noted, strict=True):
-        mine = [f"{step}: {n}" for n in size_notes(completion.result)] if completion else []
-        rows.append([*(before or []), *mine] or None)
+        results = [] if completion is None else completion.result
+        samples = results if isinstance(results, list) else [results]
+        mine = [f"{step}: {note}" for result in samples for note in size_notes(result)]
+        rows.append([*(before or []), *dict.fromkeys(mine)] or None)
     return rows
