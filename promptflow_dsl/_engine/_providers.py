@@ -226,6 +226,17 @@ def _instructor_client(mode: str) -> Any:
     return instructor.from_litellm(_chat, mode=_INSTRUCTOR_MODES[mode])
 
 
+@functools.lru_cache(maxsize=256)
+def _response_model(result_type: type[Any]) -> type[Any]:
+    """The result type as Instructor's response schema, built once per type.
+
+    Given a plain model, Instructor builds this subclass on every call (a new class, its
+    validator and its JSON schema each time); given one, it uses it as is, and its own
+    per-class schema cache then hits. The request it sends is the same.
+    """
+    return instructor.response_schema(result_type)
+
+
 async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -> Reply:
     """Send the program to the model and decode the reply (validation re-asks included).
 
@@ -272,7 +283,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
         )
         result, response = await client.chat.completions.create_with_completion(
             messages=messages,
-            response_model=program.result_type,
+            response_model=_response_model(program.result_type),
             max_retries=model.max_validation_retries,
             token_budget=model.validation_token_budget,
             **kwargs,
