@@ -7,7 +7,7 @@ in alternating order, and each round prints its ratio; the figure is the median 
 
     python bench/cpu.py                       # 5 rounds of 500 rows
     python bench/cpu.py --rows 300 --rounds 3 # quicker
-    python bench/cpu.py --profile recipe      # cProfile one side, top functions by own time
+    python bench/cpu.py --profile recipe      # where each ms of a call goes (or: hand)
 
 "recipe" runs without a cache, as bench/throughput.py does; "recipe, cached" writes each
 reply to a fresh on-disk cache (the default in real use).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import pstats
 import statistics
@@ -44,18 +45,18 @@ def sides(docs: list[str], api_base: str, scratch: Path) -> dict[str, Callable[[
     step = self_instruct.step()
     runs = iter(range(10**6))
 
-    def recipe(cache: bool) -> Callable[[], object]:
+    def recipe(*, cache: bool) -> Callable[[], object]:
         def run() -> object:
             where = scratch / f"cache-{next(runs)}.sqlite" if cache else False
-            return step.run(
-                frame, model=model, max_concurrency=LIMIT, cache=where, progress=False
-            )
+            return step.run(frame, model=model, max_concurrency=LIMIT, cache=where, progress=False)
 
         return run
 
     def on_this_thread() -> object:  # cProfile sees one thread: not the portal's
         return asyncio.run(
-            Recipe((step,)).arun(frame, model=model, max_concurrency=LIMIT, cache=False, progress=False)
+            Recipe((step,)).arun(
+                frame, model=model, max_concurrency=LIMIT, cache=False, progress=False
+            )
         )
 
     return {
@@ -66,19 +67,101 @@ def sides(docs: list[str], api_base: str, scratch: Path) -> dict[str, Callable[[
     }
 
 
-def cpu_ms(run: Callable[[], object], calls: int) -> float:
-    """Client CPU milliseconds per call of *run*."""
+def cpu_ms(run: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Client CPU milliseconds per call of *run*, and how many of them were the collector's."""
+    spent = [0.0, 0.0]
+
+    def note(phase: str, _: object) -> None:
+        if phase == "start":
+            spent[1] = time.process_time()
+        else:
+            spent[0] += time.process_time() - spent[1]
+
+    gc.callbacks.append(note)
     started = time.process_time()
-    run()
-    return 1000 * (time.process_time() - started) / calls
+    try:
+        run()
+    finally:
+        gc.callbacks.remove(note)
+    return 1000 * (time.process_time() - started) / calls, 1000 * spent[0] / calls
 
 
-def profile(run: Callable[[], object], top: int) -> None:
+# Where a call's CPU goes: the call chain from the row to the socket, outermost first.
+# Each phase is a function's cumulative time less the next one's (so the phases add up).
+CHAIN = (
+    ("recipe: row, interpret, cache, accounting", "_llm_step.py", "one"),
+    ("hand-written loop: semaphore", "throughput.py", "call"),
+    ("ours: provider call, mode, plain result", "_providers.py", "call_provider"),
+    ("Instructor: prepare the request", "patch.py", "new_create_async"),
+    ("Instructor: retries, parse, validate", "retry.py", "retry_async_v2"),
+    ("ours: send (budget, limiter, usage)", "_providers.py", "_chat"),
+    ("LiteLLM: wrapper (setup, cost, logging)", "utils.py", "wrapper_async"),
+    ("LiteLLM: build the request", "main.py", "acompletion"),
+    ("LiteLLM: OpenAI handler, response object", "openai.py", "acompletion"),
+    ("openai SDK: transform params, parse reply", "completions.py", "create"),
+    ("HTTP: httpx over aiohttp", "_client.py", "send"),
+)
+DETAILS = (
+    (
+        "  of which Instructor: reject_async_validators",
+        "async_validators.py",
+        "reject_async_validators",
+    ),
+    ("  of which Instructor: response_schema (new class)", "function_calls.py", "response_schema"),
+    ("  of which LiteLLM: cost of the reply", "litellm_logging.py", "_response_cost_calculator"),
+    ("  of which LiteLLM: function_setup", "utils.py", "function_setup"),
+    ("  of which ours: cache key", "_cache.py", "cache_key"),
+    ("  of which ours: cache put", "_cache.py", "put"),
+)
+OFF_CHAIN = (
+    ("LiteLLM: success logging (its worker task)", "logging_worker.py", "_worker_loop"),
+    ("recipe: rows to programs", "_llm_step.py", "_programs"),
+    ("recipe: result columns", "_llm_step.py", "_columns"),
+)
+
+
+def cumulative(stats: pstats.Stats, file: str, function: str) -> float:
+    """The largest cumulative time of a function named *function* in a file named *file*."""
+    times = [
+        row[3]
+        for (path, _, name), row in stats.stats.items()  # type: ignore[attr-defined]
+        if name == function and os.path.basename(path) == file
+    ]
+    return max(times, default=0.0)
+
+
+def profile(run: Callable[[], object], calls: int, measured_ms: float, gc_ms: float) -> None:
+    """Profile *run* (collector off), and print where each ms of a call goes: each phase's
+    share of the profile, scaled to the CPU measured without the profiler (less the
+    collector's, which is shown apart)."""
     profiler = cProfile.Profile()
-    profiler.runcall(run)
-    stats = pstats.Stats(profiler).strip_dirs()
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
+    gc.disable()
+    try:
+        profiler.runcall(run)
+    finally:
+        gc.enable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    scale = (measured_ms - gc_ms) / (1000 * total / calls)
+    found = [(label, cumulative(stats, f, fn)) for label, f, fn in CHAIN]
+    found = [(label, t) for label, t in found if t > 0]
+    chain_top = found[0][1] if found else 0.0
+    off = [(label, cumulative(stats, f, fn)) for label, f, fn in OFF_CHAIN]
+
+    def line(label: str, seconds: float) -> None:
+        print(f"  {label:52} {scale * 1000 * seconds / calls:5.2f}")
+
+    print(f"ms per call ({measured_ms:.2f} measured; profile scaled by {scale:.2f}):")
+    for (label, t), (_, inner) in zip(found, [*found[1:], ("", 0.0)], strict=True):
+        line(label, t - inner)
+    for label, f, fn in DETAILS:
+        if (t := cumulative(stats, f, fn)) > 0:
+            line(label, t)
+    for label, t in off:
+        if t > 0:
+            line(label, t)
+    line("event loop, other tasks", total - chain_top - sum(t for _, t in off))
+    print(f"  {'garbage collector':52} {gc_ms:5.2f}")
 
 
 def main() -> None:
@@ -86,7 +169,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", choices=["hand", "recipe"], default=None)
-    parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     docs = documents(args.rows)
     with tempfile.TemporaryDirectory() as scratch, ChildServer(median=0.0) as server:
@@ -94,7 +176,8 @@ def main() -> None:
         if args.profile:
             side = runs["hand-written loop" if args.profile == "hand" else "recipe, profiled"]
             side()  # imports, connection pools, per-type preparation
-            profile(side, args.top)
+            measured = sorted(cpu_ms(side, args.rows) for _ in range(args.rounds))
+            profile(side, args.rows, *measured[len(measured) // 2])
             return
         names = ["hand-written loop", "recipe", "recipe, cached"]
         for name in names:  # imports, connection pools, per-type preparation
@@ -103,7 +186,7 @@ def main() -> None:
         figures: dict[str, list[float]] = {name: [] for name in names}
         for round_ in range(args.rounds):
             order = names if round_ % 2 == 0 else names[::-1]
-            measured = {name: cpu_ms(runs[name], args.rows) for name in order}
+            measured = {name: cpu_ms(runs[name], args.rows)[0] for name in order}
             for name, ms in measured.items():
                 figures[name].append(ms)
             base = measured[names[0]]
