@@ -25,6 +25,7 @@ os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 import instructor  # noqa: E402
 import litellm  # noqa: E402
 from instructor.core import InstructorRetryException  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from .._errors import (  # noqa: E402
     ModelSettingError,
@@ -226,15 +227,20 @@ def _instructor_client(mode: str) -> Any:
     return instructor.from_litellm(_chat, mode=_INSTRUCTOR_MODES[mode])
 
 
-@functools.lru_cache(maxsize=256)
-def _response_model(result_type: type[Any]) -> type[Any]:
-    """The result type as Instructor's response schema, built once per type.
+_RESPONSE_MODELS: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def _response_model(result_type: type[BaseModel]) -> type[BaseModel]:
+    """The result type as Instructor's response schema, built once per type (as its JSON
+    schema is, in ``_schema.json_schema``).
 
     Given a plain model, Instructor builds this subclass on every call (a new class, its
     validator and its JSON schema each time); given one, it uses it as is, and its own
     per-class schema cache then hits. The request it sends is the same.
     """
-    return instructor.response_schema(result_type)
+    if result_type not in _RESPONSE_MODELS:
+        _RESPONSE_MODELS[result_type] = instructor.response_schema(result_type)
+    return _RESPONSE_MODELS[result_type]
 
 
 async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -> Reply:
