@@ -5,7 +5,7 @@ latency, so the client's CPU is the only cost. The baseline is the loop of
 bench/throughput.py: Instructor over LiteLLM under one semaphore. The sides take turns,
 in alternating order, and each round prints its ratio; the figure is the median round.
 
-    python bench/cpu.py                       # 5 rounds of 500 rows
+    python bench/cpu.py                       # 7 rounds of 500 rows
     python bench/cpu.py --rows 300 --rounds 3 # quicker
     python bench/cpu.py --profile recipe      # where each ms of a call goes (or: hand)
 
@@ -173,7 +173,7 @@ def profile(run: Callable[[], object], calls: int, measured: tuple[float, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", choices=["hand", "recipe"], default=None)
     args = parser.parse_args()
     docs = documents(args.rows)
