@@ -7,7 +7,8 @@ dependencies set, the ideal is sum(latencies) / in-flight limit.
     python bench/throughput.py            # 1,000 rows, as in docs/performance.md
     python bench/throughput.py --rows 200 # quicker
 
-A last pass with zero latency compares the client CPU time per call of both sides.
+A last pass with zero latency compares the client CPU time per call of both sides;
+bench/cpu.py measures that alone, in interleaved rounds, and profiles it.
 """
 
 from __future__ import annotations

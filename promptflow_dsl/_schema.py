@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import json
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -31,10 +32,23 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["dtype_of", "json_schema", "polars_schema", "struct_of"]
+__all__ = [
+    "canonical_json",
+    "dtype_of",
+    "json_schema",
+    "json_schema_text",
+    "polars_schema",
+    "struct_of",
+]
 
 
 _JSON_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
+_SCHEMA_TEXTS: dict[type[BaseModel], str] = {}
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: one text for one value, in any process."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def json_schema(result_type: type[BaseModel]) -> dict[str, Any]:
@@ -42,6 +56,13 @@ def json_schema(result_type: type[BaseModel]) -> dict[str, Any]:
     if result_type not in _JSON_SCHEMAS:
         _JSON_SCHEMAS[result_type] = result_type.model_json_schema()
     return _JSON_SCHEMAS[result_type]
+
+
+def json_schema_text(result_type: type[BaseModel]) -> str:
+    """The result type's JSON schema as canonical JSON, built once per type."""
+    if result_type not in _SCHEMA_TEXTS:
+        _SCHEMA_TEXTS[result_type] = canonical_json(json_schema(result_type))
+    return _SCHEMA_TEXTS[result_type]
 
 
 def polars_schema(result_type: type[BaseModel]) -> dict[str, pl.DataType]:

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from pydantic import BaseModel
 
-from promptflow_dsl import Model, ReplyCache, self_instruct, text_generation
+from promptflow_dsl import Model, ReplyCache, genstruct, self_instruct, text_generation
 from promptflow_dsl._engine._cache import CachedReply, cache_key, open_cache
 
 PROGRAM = self_instruct.program("Tides follow the moon.", num_instructions=3)
@@ -65,6 +65,20 @@ def test_keys_are_stable_across_processes_and_hash_seeds():
         for seed in ("1", "2", "random")
     }
     assert keys == {KEY}
+
+
+def test_keys_of_existing_caches_never_change():
+    # Pinned: a change here orphans every reply already stored in users' caches.
+    assert KEY == "dd49c30ca9f6a88a0c840610cbd1f79e742349e2a8373292d088789d81b6d89b"
+    chat = text_generation.program("Tides follow the moon.")
+    model = MODEL.replace(mode="json", params={"top_p": 0.5})
+    assert cache_key(chat, model, 7) == (
+        "d0ca95b3a33c5dae414218ea4a5de76b77279abfd107b06b31ec2dc9b3092b4b"
+    )
+    raw = genstruct.program("Owls", "Owls hunt at night.")
+    assert cache_key(raw, MODEL, 2) == (
+        "5c91718b5832708e85636767841f1d866c617018f8c6d1d9f453a7c2903917fc"
+    )
 
 
 def test_api_key_never_reaches_the_cache_file(tmp_path):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -43,7 +42,7 @@ from typing import Any, Literal, TypeVar
 from .._errors import StorageFullError
 from .._model import Model
 from .._program import PromptProgram
-from .._schema import json_schema
+from .._schema import canonical_json, json_schema_text
 
 __all__ = ["CachedReply", "ReplyCache", "cache_key", "default_cache_path", "open_cache"]
 
@@ -72,12 +71,14 @@ def cache_key(program: PromptProgram[Any], model: Model, sample: int = 0) -> str
         "params": {**program.params, **model.call_params()},
         "messages": list(program.messages),
         "prompt": program.prompt,
-        "schema": json_schema(program.result_type),
         "mode": model.mode or "auto",
         "decoding": program.decoding,
         "sample": sample,
     }
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    # The canonical JSON of the request with its "schema" too. That key sorts last, so the
+    # result type's schema text (serialised once per type) closes the object: the same
+    # bytes as serialising it in place.
+    canonical = f'{canonical_json(request)[:-1]},"schema":{json_schema_text(program.result_type)}}}'
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

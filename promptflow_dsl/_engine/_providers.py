@@ -25,6 +25,7 @@ os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 import instructor  # noqa: E402
 import litellm  # noqa: E402
 from instructor.core import InstructorRetryException  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from .._errors import (  # noqa: E402
     ModelSettingError,
@@ -279,6 +280,22 @@ def _instructor_client(mode: str) -> Any:
     return instructor.from_litellm(_chat, mode=_INSTRUCTOR_MODES[mode])
 
 
+_RESPONSE_MODELS: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def _response_model(result_type: type[BaseModel]) -> type[BaseModel]:
+    """The result type as Instructor's response schema, built once per type (as its JSON
+    schema is, in ``_schema.json_schema``).
+
+    Given a plain model, Instructor builds this subclass on every call (a new class, its
+    validator and its JSON schema each time); given one, it uses it as is, and its own
+    per-class schema cache then hits. The request it sends is the same.
+    """
+    if result_type not in _RESPONSE_MODELS:
+        _RESPONSE_MODELS[result_type] = instructor.response_schema(result_type)
+    return _RESPONSE_MODELS[result_type]
+
+
 async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -> Reply:
     """Send the program to the model and decode the reply (validation re-asks included).
 
@@ -326,7 +343,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
         )
         result, response = await client.chat.completions.create_with_completion(
             messages=messages,
-            response_model=program.result_type,
+            response_model=_response_model(program.result_type),
             max_retries=model.max_validation_retries,
             token_budget=model.validation_token_budget,
             **kwargs,
