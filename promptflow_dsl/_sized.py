@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, PrivateAttr, create_model, model_validator
 from pydantic.fields import FieldInfo
 
-__all__ = ["size_notes", "sized_parser", "sized_result"]
+__all__ = ["as_plain", "size_notes", "sized_parser", "sized_result"]
 
 R = TypeVar("R", bound=BaseModel)
 Counts = tuple[tuple[str, int], ...]
@@ -94,6 +94,15 @@ def size_notes(result: BaseModel) -> tuple[str, ...]:
     """What the count check found: items cut, or a short list (none for an unsized result)."""
     notes = getattr(result, "__pydantic_private__", None) or {}
     return tuple(notes.get("_size_notes", ()))
+
+
+def as_plain(result: BaseModel, result_type: type[R]) -> R:
+    """*result* rebuilt as *result_type* (from a subclass a library made), its notes kept."""
+    plain = result_type.model_validate(result.model_dump())
+    private = plain.__pydantic_private__
+    if private is not None and size_notes(result):
+        private["_size_notes"] = size_notes(result)
+    return plain
 
 
 def sized_parser(parser: Callable[..., R], sized: type[R]) -> Callable[..., R]:

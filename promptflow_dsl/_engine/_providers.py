@@ -36,6 +36,7 @@ from .._errors import (  # noqa: E402
 from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
+from .._sized import as_plain  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
     RAW_PROMPT,
@@ -361,7 +362,7 @@ async def _call(program: PromptProgram[Any], model: Model, route: _Route, mode: 
     except Exception as exc:
         raise _provider_error(exc, model) from exc
     # Instructor returns an instance of a subclass it builds; hand back the plain result type.
-    plain = program.result_type.model_validate(result.model_dump())
+    plain = as_plain(result, program.result_type)
     used = _usage(response, kwargs)
     return Reply(plain, _raw_text(response), model.name, *_tokens(used))
 

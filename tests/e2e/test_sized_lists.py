@@ -92,3 +92,15 @@ def test_a_short_list_is_recorded_in_the_notes_column_through_later_steps(tmp_pa
     path = tmp_path / "out.csv"
     write_frame(out, path)
     assert Recipe().run(read_frame(path))["notes"].to_list() == out["notes"].to_list()
+
+
+@pytest.mark.parametrize("mode", ["tools", "json_schema", "text"])
+def test_a_list_cut_to_the_count_says_so_in_the_notes_in_every_mode(mode):
+    five = ["A?", "B?", "C?", "D?", "E?"]
+    with LoopbackServer() as server:
+        server.script(["\n".join(five) if mode == "text" else {"instructions": five}])
+        out = self_instruct.step(num_instructions=2).run(
+            pl.DataFrame({"input": ["Owls."]}), model=_model(server, mode=mode), cache=False
+        )
+    assert out["instructions"].to_list() == [["A?", "B?"]]
+    assert out["notes"].to_list() == [["self_instruct: instructions: 5 items, cut to the 2 asked"]]
