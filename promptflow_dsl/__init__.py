@@ -63,6 +63,7 @@ from ._recipe._frame_steps import (  # noqa: E402
 )
 from ._recipe._llm_step import TechniqueStep  # noqa: E402
 from ._recipe._loop import extend, repeat_until  # noqa: E402
+from ._recipe._preference import preference_pairs  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
 from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
@@ -153,6 +154,7 @@ __all__ = [
     "generate_instances",
     "genstruct",
     "identify_classification",
+    "preference_pairs",
     "rename",
     "repeat_until",
     "sample",

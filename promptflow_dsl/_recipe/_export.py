@@ -19,6 +19,10 @@ Styles:
   completion is the output and an end token.
 - ``"chat"``: ``messages``, a list of role/content structs (system, user, assistant).
 - ``"alpaca"``: ``instruction``, ``input``, ``output`` (``input`` empty when unmapped).
+- ``"dpo"``: preference data as TRL's DPO trainer reads it: ``prompt`` (the instruction,
+  and the input when mapped), ``chosen`` and ``rejected``, read from the columns named by
+  ``chosen`` and ``rejected`` (what ``preference_pairs`` writes). A row without a pair
+  has null ``chosen`` and ``rejected``.
 
 >>> import polars as pl
 >>> rows = pl.DataFrame({"instruction": ["Add."], "input": ["2, 3"], "output": ["5"]})
@@ -41,11 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = ["TrainingFormat", "to_training_format"]
 
-Style = Literal["prompt_completion", "chat", "alpaca"]
+Style = Literal["prompt_completion", "chat", "alpaca", "dpo"]
 _OUTPUTS: dict[str, tuple[str, ...]] = {
     "prompt_completion": ("prompt", "completion"),
     "chat": ("messages",),
     "alpaca": ("instruction", "input", "output"),
+    "dpo": ("prompt", "chosen", "rejected"),
 }
 
 
@@ -59,11 +64,14 @@ class TrainingFormat(FrameStep):
     instruction: str = "instruction"
     output: str = "output"
     input: str | None = None
+    chosen: str = "chosen"
+    rejected: str = "rejected"
     name: str = "to_training_format"
 
     @property
     def contract(self) -> Contract:
-        mapped = {self.instruction, self.output} | ({self.input} if self.input else set())
+        answers = {self.chosen, self.rejected} if self.style == "dpo" else {self.output}
+        mapped = {self.instruction} | answers | ({self.input} if self.input else set())
         return Contract(
             needs=frozenset(mapped),
             adds=_OUTPUTS[self.style],
@@ -79,12 +87,18 @@ class TrainingFormat(FrameStep):
             if self.input
             else pl.lit("")
         )
+        user = pl.when(given != "").then(instruction + "\n\n" + given).otherwise(instruction)
+        if self.style == "dpo":
+            return frame.select(
+                user.alias("prompt"),
+                pl.col(self.chosen).str.strip_chars().alias("chosen"),
+                pl.col(self.rejected).str.strip_chars().alias("rejected"),
+            )
         output = pl.col(self.output).str.strip_chars()
         if self.style == "alpaca":
             return frame.select(
                 instruction.alias("instruction"), given.alias("input"), output.alias("output")
             )
-        user = pl.when(given != "").then(instruction + "\n\n" + given).otherwise(instruction)
         if self.style == "prompt_completion":
             return frame.select(
                 (user + "\n\n").alias("prompt"), (output + self.end_token).alias("completion")
@@ -104,13 +118,18 @@ def to_training_format(
     input: str | None = None,  # noqa: A002 - the name of the column's role in the formats
     system_prompt: str | None = None,
     end_token: str = "<|endoftext|>",
+    chosen: str = "chosen",
+    rejected: str = "rejected",
 ) -> TrainingFormat:
     """Turn instruction/input/output rows into fine-tuning data of the given *style*.
 
-    *instruction*, *output* and *input* name the columns to read; the input is read only
-    when named, so no other column ever reaches a prompt.
+    *instruction*, *output* and *input* name the columns to read (for ``"dpo"``,
+    *chosen* and *rejected* instead of *output*); the input is read only when named, so
+    no other column ever reaches a prompt.
     """
     if style not in _OUTPUTS:
         message = f"style must be one of {sorted(_OUTPUTS)}, not {style!r}"
         raise ValueError(message)
-    return TrainingFormat(style, system_prompt, end_token, instruction, output, input)
+    return TrainingFormat(
+        style, system_prompt, end_token, instruction, output, input, chosen, rejected
+    )
