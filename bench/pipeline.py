@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--cli-docs", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only-cli", action="store_true", help="part 3 alone")
+    parser.add_argument("--only-pipeline", action="store_true", help="parts 1 and 2 alone")
     args = parser.parse_args()
     docs = documents(args.docs)
     if args.only_cli:
@@ -154,6 +155,8 @@ def main() -> None:
         pipeline(docs, sigma, median=0.3, limit=20, seeds=args.seeds)
     print("2. the same at median 1.0 s")
     pipeline(docs, 0.8, median=1.0, limit=20, seeds=1)
+    if args.only_pipeline:
+        return
     print(f"3. promptflow run, {args.cli_docs} documents, median 0.5 s, limit 50")
     cli_chunks(documents(args.cli_docs), median=0.5, limit=50, chunk_size=100)
 

@@ -59,6 +59,19 @@ class TechniqueStep(Step):
     explode_generations: bool = False
     calls_models = True
 
+    def __post_init__(self) -> None:
+        k = self.num_generations
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            reason = "a whole number of at least 1"
+            message = f"{self.technique.name}.step(num_generations={k!r}): {reason}"
+            raise AttributeValueError(
+                message,
+                technique=self.technique.name,
+                name="num_generations",
+                value=k,
+                reason=reason,
+            )
+
     def limited(self, max_concurrency: int | None) -> TechniqueStep:
         """The same step with its own cap on calls in flight (None: the run's)."""
         return dataclasses.replace(self, max_concurrency=max_concurrency)
@@ -75,21 +88,6 @@ class TechniqueStep(Step):
         explode_generations: bool = False,
     ) -> TechniqueStep:
         """Check the attributes and the input mapping against the technique's signature."""
-        if isinstance(num_generations, bool) or not isinstance(num_generations, int):
-            reason = "a whole number"
-        elif num_generations < 1:
-            reason = "at least 1"
-        else:
-            reason = ""
-        if reason:
-            message = f"{technique.name}.step(num_generations={num_generations!r}): {reason}"
-            raise AttributeValueError(
-                message,
-                technique=technique.name,
-                name="num_generations",
-                value=num_generations,
-                reason=reason,
-            )
         unknown = sorted(set(attributes) - set(technique.attributes))
         if unknown:
             message = (

@@ -108,6 +108,10 @@ def _map_steps(recipe: Recipe, change: Callable[[Step], Step]) -> Recipe:
     return Recipe(tuple(steps))
 
 
+_SAMPLING = {"num_generations": int, "explode_generations": bool}
+"""Options of every technique step, besides the technique's own attributes."""
+
+
 def _assign(step: Step, override: Override, default_model: Model) -> Step:
     head, _, field_name = override.attribute.partition(".")
     if isinstance(step, TechniqueStep) and head == "inputs":
@@ -116,10 +120,13 @@ def _assign(step: Step, override: Override, default_model: Model) -> Step:
         return dataclasses.replace(
             step, model=_model(step.model, default_model, field_name, override)
         )
+    if isinstance(step, TechniqueStep) and override.attribute in _SAMPLING:
+        value = _checked(override, _SAMPLING[override.attribute])
+        return dataclasses.replace(step, **{override.attribute: value})  # checked when made
     if isinstance(step, TechniqueStep):
         allowed = step.technique.attributes
         if override.attribute not in allowed:
-            _unknown(override, [*sorted(allowed), "model", "model.FIELD"])
+            _unknown(override, [*sorted(allowed), *_SAMPLING, "model", "model.FIELD"])
         value = _checked_attribute(step, override)
         return dataclasses.replace(step, attributes={**step.attributes, override.attribute: value})
     fields: set[str] = set()
