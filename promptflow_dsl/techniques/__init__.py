@@ -1,6 +1,7 @@
 """The technique library: one module per technique."""
 
 from .bootstrap_instructions import NewInstructions, bootstrap_instructions
+from .evol_complexity import evol_complexity
 from .evol_instruct import EvolvedInstruction, evol_instruct
 from .generate_instances import Instance, Instances, generate_instances
 from .genstruct import UserAssistantPair, genstruct
@@ -18,6 +19,7 @@ __all__ = [
     "NewInstructions",
     "UserAssistantPair",
     "bootstrap_instructions",
+    "evol_complexity",
     "evol_instruct",
     "generate_instances",
     "genstruct",
