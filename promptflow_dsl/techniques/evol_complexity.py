@@ -9,7 +9,8 @@ include_original_instruction=True``), are the variants a complexity ranking comp
 
 It is ``evol_instruct`` with in-depth templates: the same prompts, seeded choice (from
 ``seed``, the instruction and the round, never the row's position), elimination evolving
-(``eliminate``) and answers (``generate_answers``), so the two share replies in the cache.
+(``eliminate``) and answers (``generate_answers``). It sends evol_instruct's requests, so a
+reply cached for either serves the other.
 
 Input column: ``instruction``. Output columns: ``evolved_instruction`` (or
 ``evolved_instructions``, a list, with ``store_evolutions``; the original first with

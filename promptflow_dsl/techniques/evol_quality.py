@@ -7,11 +7,11 @@ instruction. The mutation of each round is random but fixed by ``seed``, the ins
 the original response and the round, never by the row's position.
 
 With ``eliminate``, a rewrite that fails one of these rules does not replace the response,
-the row records the rule, and the next round rewrites the previous response again (no
-call is made for them): it copies the rewriting prompt's wording
-(``copied_rewriting_prompt``), changes nothing but case and spacing (``unchanged``), says
-nothing but stop words (``response_is_empty``), or is a short apology where the response
-was not (``response_is_apology``).
+the row records the rule, and the next round rewrites the previous response again: it
+copies the rewriting prompt's wording (``copied_rewriting_prompt``), changes nothing but
+case and spacing (``unchanged``), says nothing but stop words (``response_is_empty``), or
+is a short apology where the response was not (``response_is_apology``). The rules read
+the text alone, so elimination makes no extra call.
 
 Input columns: ``instruction``, ``response``. Output columns: ``evolved_response`` (or
 ``evolved_responses``, a list, with ``store_evolutions``; the original first with
