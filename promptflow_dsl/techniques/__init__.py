@@ -1,7 +1,9 @@
 """The technique library: one module per technique."""
 
 from .bootstrap_instructions import NewInstructions, bootstrap_instructions
+from .evol_complexity import evol_complexity
 from .evol_instruct import EvolvedInstruction, evol_instruct
+from .evol_quality import EvolvedResponse, evol_quality
 from .generate_instances import Instance, Instances, generate_instances
 from .genstruct import UserAssistantPair, genstruct
 from .identify_classification import ClassificationVerdict, identify_classification
@@ -11,6 +13,7 @@ from .text_generation import Generation, text_generation
 __all__ = [
     "ClassificationVerdict",
     "EvolvedInstruction",
+    "EvolvedResponse",
     "Generation",
     "Instance",
     "Instances",
@@ -18,7 +21,9 @@ __all__ = [
     "NewInstructions",
     "UserAssistantPair",
     "bootstrap_instructions",
+    "evol_complexity",
     "evol_instruct",
+    "evol_quality",
     "generate_instances",
     "genstruct",
     "identify_classification",

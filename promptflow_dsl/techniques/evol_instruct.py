@@ -20,10 +20,8 @@ evolved_instructions=None, answer=None, answers=None, mutations=[], eliminations
 
 from __future__ import annotations
 
-import hashlib
-import random
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Annotated, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +30,14 @@ from .._engine._driver import Sequence
 from .._errors import ParseError
 from .._program import Message, PromptProgram
 from .._technique import technique
+from ._evolution import (
+    Verdict,
+    choose_mutation,
+    copies_wording,
+    evolve,
+    is_apology,
+    is_empty,
+)
 from .text_generation import text_generation
 
 __all__ = [
@@ -109,12 +115,6 @@ COPIED_PHRASES = (
     "#created prompt#",
 )
 """Wording of the rewriting prompt that must not leak into an evolved one (rule 4)."""
-
-_STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with i you he she we me my your our ok okay yes "
-    "so do does did done just very can could would should".split()
-)
 
 
 class Rewrite(BaseModel):
@@ -302,38 +302,25 @@ def parse_equality(text: str) -> EqualityVerdict:
     _no_verdict(text, 'it says neither "Equal" nor "Not Equal"')
 
 
-def choose_mutation(
-    templates: Mapping[str, str], *, seed: int, instruction: str, round: int
-) -> str:  # noqa: A002
-    """The mutation for one instruction and round: random, but fixed by the seed.
-
-    >>> choose_mutation(MUTATION_TEMPLATES, seed=42, instruction="Sort a list.", round=0)
-    'add_constraints'
-    """
-    digest = hashlib.sha256(f"{seed}\x1f{round}\x1f{instruction}".encode()).hexdigest()
-    return random.Random(digest).choice(sorted(templates))
-
-
 def elimination_rule(evolved: str, answer: str | None) -> str | None:
     """The first of the paper's rules 2-4 that the evolution fails, or None.
 
     >>> elimination_rule("Explain tides.", "Sorry, I cannot help with that.")
     'answer_is_apology'
     """
-    lowered = evolved.lower()
-    if any(phrase in lowered for phrase in COPIED_PHRASES):
+    if copies_wording(evolved, COPIED_PHRASES):
         return "copied_rewriting_prompt"
     if answer is not None:
-        if "sorry" in answer.lower() and len(answer.split()) < 80:
+        if is_apology(answer):
             return "answer_is_apology"
-        if all(word in _STOP_WORDS for word in re.findall(r"\w+", answer.lower())):
+        if is_empty(answer):
             return "answer_is_empty"
     return None
 
 
-def _rewrite(instruction: str, template: str) -> PromptProgram[Rewrite]:
+def _rewrite(instruction: str, template: str) -> Generator[PromptProgram[Any], Any, str]:
     content = template.replace("{instruction}", instruction)
-    return PromptProgram(
+    rewrite = yield PromptProgram(
         Rewrite,
         messages=(Message(role="user", content=content),),
         parser=parse_rewrite,
@@ -341,6 +328,19 @@ def _rewrite(instruction: str, template: str) -> PromptProgram[Rewrite]:
         decoding="text",
         subject=instruction,
     )
+    return rewrite.rewritten_prompt
+
+
+def _eliminate(current: str, evolved: str) -> Generator[PromptProgram[Any], Any, Verdict]:
+    """The paper's four rules, cheapest first: copied wording, then the equality judge,
+    then an answer to the rewrite (kept, so ``generate_answers`` need not ask again)."""
+    if (rule := elimination_rule(evolved, None)) is not None:
+        return Verdict(rule)
+    verdict = yield _equality(current, evolved)
+    if verdict.equal:
+        return Verdict("no_information_gain")
+    answer = (yield text_generation.program(evolved)).generation
+    return Verdict(elimination_rule(evolved, answer), answer)
 
 
 def _equality(first: str, second: str) -> PromptProgram[EqualityVerdict]:
@@ -380,31 +380,20 @@ def evol_instruct(
     eliminate: bool = False,
 ) -> Sequence:
     """Evolve an instruction into a more complex or rarer one (WizardLM's Evol-Instruct)."""
-    current, accepted, answers = instruction, [], []
-    mutations: list[str] = []
-    eliminations: list[str | None] = []
-    for round_ in range(num_evolutions):
-        mutation = choose_mutation(
-            mutation_templates, seed=seed, instruction=instruction, round=round_
-        )
-        mutations.append(mutation)
-        rewrite = yield _rewrite(current, mutation_templates[mutation])
-        evolved = rewrite.rewritten_prompt
-        failed = elimination_rule(evolved, None) if eliminate else None
-        answer = None
-        if eliminate and failed is None:
-            verdict = yield _equality(current, evolved)
-            failed = "no_information_gain" if verdict.equal else None
-        if eliminate and failed is None:
-            answer = (yield text_generation.program(evolved)).generation
-            failed = elimination_rule(evolved, answer)
-        eliminations.append(failed)
-        if failed is None:
-            current = evolved
-            accepted.append(evolved)
-            answers.append(answer)
-    stored = ([instruction] if include_original_instruction else []) + accepted
-    stored_answers = ([None] if include_original_instruction else []) + answers
+    mutations = [
+        choose_mutation(mutation_templates, seed=seed, instruction=instruction, round=round_)
+        for round_ in range(num_evolutions)
+    ]
+    rounds = yield from evolve(
+        instruction,
+        [mutation_templates[mutation] for mutation in mutations],
+        rewrite=_rewrite,
+        check=_eliminate if eliminate else None,
+    )
+    kept = [r for r in rounds if r.elimination is None]
+    current = kept[-1].text if kept else instruction
+    stored = ([instruction] if include_original_instruction else []) + [r.text for r in kept]
+    stored_answers = ([None] if include_original_instruction else []) + [r.answer for r in kept]
     if generate_answers:
         for i, (text, answer) in enumerate(zip(stored, stored_answers, strict=True)):
             if answer is None and (store_evolutions or i == len(stored) - 1):
@@ -415,5 +404,5 @@ def evol_instruct(
         answer=stored_answers[-1] if generate_answers and stored else None,
         answers=stored_answers if generate_answers and store_evolutions else None,
         mutations=mutations,
-        eliminations=eliminations,
+        eliminations=[r.elimination for r in rounds],
     )
