@@ -29,7 +29,10 @@ HEADERS = [
 
 # A rewritten prompt as models write one: it opens with an ordinary word (never a label),
 # then anything, line breaks included.
-OPENING_WORDS = ["Sort", "Explain", "Write", "Why", "How", "List", "Compare", "Describe", "3D"]
+OPENING_WORDS = [
+    "Sort", "Explain", "Write", "Why", "How", "List", "Compare", "Describe", "3D",
+    "New prompts", "Given prompt injection", "Rewritten instructions", "Here is a prompt",
+]  # fmt: skip
 body = st.builds(
     lambda word, rest: (word + rest).rstrip(), st.sampled_from(OPENING_WORDS), st.text()
 )
@@ -39,6 +42,29 @@ body = st.builds(
 def test_round_trip_through_echoed_headers(text, header):
     note(repr(header + text))
     assert parse_rewrite(header + text).rewritten_prompt == text
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("New prompts are rare. Name three.", "New prompts are rare. Name three."),
+        (
+            "Given prompt injection, explain the risks.",
+            "Given prompt injection, explain the risks.",
+        ),
+        ("Here is a prompt: sort it.", "Here is a prompt: sort it."),
+        (
+            "Rewritten instructions should be short: say why.",
+            "Rewritten instructions should be short: say why.",
+        ),
+        ("#Rewritten Prompt#:\nSort it.", "Sort it."),
+        ("**New Prompt**\nSort it.", "Sort it."),
+        ("Here is the rewritten prompt:\nSort it.", "Sort it."),
+        ("Here's my new instruction, harder: Sort it.", "Sort it."),
+    ],
+)
+def test_a_label_is_cut_and_words_that_only_look_like_one_are_kept(reply, expected):
+    assert parse_rewrite(reply).rewritten_prompt == expected
 
 
 @given(st.text())

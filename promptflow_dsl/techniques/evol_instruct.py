@@ -152,9 +152,13 @@ class EvolvedInstruction(BaseModel):
     )
 
 
+_KIND = r"(?:rewritten|created|new|evolved|given)\s+(?:prompt|instruction)\b"
 _LABEL = re.compile(
-    r"^\s*(?:[#*_\s]*(?:the\s+)?(?:rewritten|created|new|evolved|given)\s+(?:prompt|instruction)"
-    r"[#*_\s]*:?[#*_]*|here\s+is\b[^\n]*\b(?:prompt|instruction)\b[^\n]*:)[ \t]*",
+    # A label stands alone before a colon or a line break ("#Rewritten Prompt#:",
+    # "**New Prompt**"), or is a sentence that introduces one ("Here is the rewritten
+    # prompt:"); words that only start like one ("New prompts are rare.") are the prompt.
+    rf"^\s*(?:[#*_\s]*(?:the\s+|my\s+)?{_KIND}[#*_]*[^\S\n]*(?:[:\n]|\Z)[#*_]*"
+    rf"|here(?:\s+is|'s|’s)\s+(?:the\s+|my\s+|an?\s+|your\s+)?{_KIND}[^\n:]*:)[ \t]*",
     re.IGNORECASE,
 )
 
