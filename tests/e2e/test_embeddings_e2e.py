@@ -1,21 +1,26 @@
 """End to end: embed >> dedup_semantic through the real LiteLLM, over HTTP, to the loopback
 server: batching, accounting, the cache, the budget, rate limits, retries and failures."""
 
+import asyncio
 import math
 import time
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 from promptflow_dsl import (
     Model,
     ReplyCache,
     RetryPolicy,
     RunAbortedError,
+    Session,
     dedup_semantic,
     embed,
     select_diverse,
 )
+from promptflow_dsl._recipe._stream import stream_frame
+from promptflow_dsl.cli import main
 from promptflow_dsl.testing import LoopbackServer, Reply
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
@@ -137,3 +142,40 @@ def test_select_diverse_over_real_embeddings(loopback_server):
     # The best three topics, by their best-scored phrasing (the question mark's).
     assert out["instruction"].to_list() == [t + "?" for t in TOPICS[2:]]
     assert out["selection_rank"].to_list() == [3, 2, 1]
+
+
+def test_rows_that_stream_one_at_a_time_share_requests(loopback_server):
+    session = Session(max_concurrency=8)
+    step = embed(model=model_at(loopback_server), batch_size=64)
+    out = asyncio.run(stream_frame((step,), FRAME, session))  # one row per task, as the CLI
+    assert out["embedding"].null_count() == 0
+    assert out["instruction"].to_list() == TEXTS
+    assert loopback_server.stats.requests == session.totals["calls"] <= 2  # not 15
+
+
+def test_a_dry_run_sends_nothing(loopback_server, tmp_path):
+    recipe_file = tmp_path / "recipe.py"
+    recipe_file.write_text(
+        "from promptflow_dsl import Model, embed, dedup_semantic\n"
+        f"model = Model('openai/text-embedding-3-small', api_base={loopback_server.api_base!r},"
+        " api_key='sk-x')\n"
+        "recipe = embed(model=model) >> dedup_semantic()\n"
+    )
+    source = tmp_path / "in.jsonl"
+    FRAME.write_ndjson(source)
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(recipe_file),
+            "-i",
+            str(source),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--model",
+            "mock",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert loopback_server.stats.requests == 0
