@@ -1,6 +1,7 @@
 """The embed step offline: columns, failed rows, the model it needs, usage shares, keys."""
 
 import asyncio
+import gc
 
 import polars as pl
 import pytest
@@ -116,3 +117,15 @@ def test_the_cache_key_is_the_request_not_the_key_or_timeout():
     assert embedding_key("x", model) != embedding_key("x", model, dimensions=64)
     assert embedding_key("x", model) != embedding_key("x", model.replace(api_base="http://h"))
     assert embedding_key("x", model) != embedding_key("x", model.replace(name="openai/other"))
+
+
+def test_a_finished_runs_session_and_batchers_can_go():
+    from promptflow_dsl._engine import _embeddings
+
+    session = Session(model=Model("mock"))
+    asyncio.run(embed_texts(session, "embed", ["one", "two"]))
+    assert id(session) in _embeddings._batchers
+    key = id(session)
+    del session
+    gc.collect()
+    assert key not in _embeddings._batchers

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import PromptflowError
+from .._errors import ModelSettingError, PromptflowError
 from .._model import Model
 from .._vectors import DEFAULT_DIMENSIONS, hashed_embedding
 from ._cache import CachedReply
@@ -95,7 +95,7 @@ async def embed_texts(
     chosen = model or session.model
     if chosen is None:
         message = f"step {step!r} has no model: pass model= to run() or to the step"
-        raise PromptflowError(message)
+        raise ModelSettingError(message)
     bar = session.display.step(step)
     bar.add_total(len(texts))
     batcher = _batcher(session, _Batching(step, chosen, batch_size, dimensions, limit))
@@ -141,19 +141,30 @@ def _batcher(session: Session, batching: _Batching) -> _Batcher:
         mine = _batchers[id(session)] = {}
         weakref.finalize(session, _batchers.pop, id(session), None)
     if batching not in mine:
-        mine[batching] = _Batcher(session, batching)
+        mine[batching] = _Batcher(weakref.ref(session), batching)
     return mine[batching]
 
 
 @dataclass
 class _Batcher:
-    """Texts waiting for a request, sent ``batch_size`` at a time or at the next turn."""
+    """Texts waiting for a request, sent ``batch_size`` at a time or at the next turn.
 
-    session: Session
+    It holds its session weakly, so a finished run's session (and its batchers) can go.
+    """
+
+    session_ref: weakref.ref[Session]
     batching: _Batching
     pending: list[_Waiting] = field(default_factory=list)
     flush_at_next_turn: asyncio.Handle | None = None
     requests: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def session(self) -> Session:
+        session = self.session_ref()
+        if session is None:  # the callers hold their session while they wait
+            message = "the run's session is gone"
+            raise RuntimeError(message)
+        return session
 
     def submit(self, text: str) -> asyncio.Future[Embedded | RowFailure]:
         """A future of *text*'s outcome: from the cache now, or from a request soon."""
