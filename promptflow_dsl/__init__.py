@@ -47,6 +47,7 @@ from ._errors import (  # noqa: E402
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
+from ._recipe._embed import embed  # noqa: E402
 from ._recipe._export import to_training_format  # noqa: E402
 from ._recipe._frame_steps import (  # noqa: E402
     choose,
@@ -66,6 +67,7 @@ from ._recipe._loop import extend, repeat_until  # noqa: E402
 from ._recipe._preference import preference_pairs  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
+from ._recipe._semantic import dedup_semantic, select_diverse  # noqa: E402
 from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
 from .pipelines import dataset_instruction_response  # noqa: E402
@@ -148,7 +150,9 @@ __all__ = [
     "conversation",
     "dataset_instruction_response",
     "dedup_rouge_l",
+    "dedup_semantic",
     "drop",
+    "embed",
     "evol_complexity",
     "evol_instruct",
     "evol_quality",
@@ -166,6 +170,7 @@ __all__ = [
     "sample",
     "sample_bootstrap_prompts",
     "select",
+    "select_diverse",
     "self_instruct",
     "technique",
     "text_generation",

@@ -73,15 +73,14 @@ class _Attempts:
 
     def __init__(
         self,
-        program: PromptProgram[Any],
+        estimate: int,
         model: Model,
         retry: RetryPolicy,
         account: Account,
         on_wait: WaitNote,
     ) -> None:
         self.model, self.retry, self.account, self.on_wait = model, retry, account, on_wait
-        max_tokens = model.max_tokens or program.params.get("max_tokens")
-        self.estimate = estimate_tokens(len(program.text()), max_tokens)
+        self.estimate = estimate  # tokens an attempt reserves of the model's tpm
         self.count = 0
         self.estimated = False
         self.input_tokens: int | None = 0
@@ -214,7 +213,9 @@ async def interpret(
         else:
             account.hit()
             return completion
-    attempts = _Attempts(program, model, retry, account, on_wait or _ignore_wait)
+    max_tokens = model.max_tokens or program.params.get("max_tokens")
+    estimate = estimate_tokens(len(program.text()), max_tokens)
+    attempts = _Attempts(estimate, model, retry, account, on_wait or _ignore_wait)
     try:
         if model.is_offline:
             reply = await attempts.send(_offline(program, model, sample), _measure_reply)

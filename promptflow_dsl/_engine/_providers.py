@@ -49,7 +49,7 @@ from ._modes import (  # noqa: E402
 )
 from ._portal import at_exit  # noqa: E402
 from ._salvage import json_object  # noqa: E402
-from ._types import Measure, Measured, Reply  # noqa: E402
+from ._types import EmbeddingReply, Measure, Measured, Reply  # noqa: E402
 
 _log = logging.getLogger("promptflow_dsl")
 
@@ -70,7 +70,7 @@ for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
     logging.getLogger(_name).propagate = False
 
-__all__ = ["call_provider", "check_model"]
+__all__ = ["call_provider", "check_model", "embed_batch"]
 
 _INSTRUCTOR_MODES = {
     "tools": instructor.Mode.TOOLS,
@@ -592,3 +592,131 @@ def _key_hint(model: Model) -> str:
             (m for m in missing if "KEY" in m or "TOKEN" in m), f"{provider.upper()}_API_KEY"
         )
     return f"set {name}, or pass Model(..., api_key=...)."
+
+
+# ---------------------------------------------------------------------------------------
+# Embeddings: one request embeds a batch of texts (``litellm.aembedding``). Apart from
+# the model routing and the error mapping above, nothing here is shared with chat calls.
+
+
+async def embed_batch(
+    texts: list[str], model: Model, send: Send, *, dimensions: int | None = None
+) -> EmbeddingReply:
+    """Embed *texts* in one request sent through *send* (the engine's budget, limits and
+    retries). *dimensions* asks for shorter vectors where the model can give them."""
+    check_model(model)
+    name, api_base, api_key = on_the_wire(model)
+    request: dict[str, Any] = {
+        **model.params,
+        "model": name,
+        "input": list(texts),
+        "timeout": model.timeout,
+        "drop_params": True,
+        "num_retries": 0,  # the engine retries; the SDK underneath must not
+        "max_retries": 0,
+    }
+    for key, value in (("api_base", api_base), ("api_key", api_key), ("dimensions", dimensions)):
+        if value is not None:
+            request[key] = value
+    client = _embedding_client(model)
+    if client is not None:
+        request["client"] = client
+    route = _Route(send, model)
+    response = await _attempt_embedding(route, request)
+    items = sorted(_items(response), key=lambda item: item[0])
+    if [index for index, _ in items] != list(range(len(texts))):
+        message = f"the provider returned {len(items)} embeddings for {len(texts)} texts"
+        raise ProviderError(message)
+    vectors = [[float(x) for x in vector] for _, vector in items]
+    return EmbeddingReply(vectors, model.name, _embedding_usage(response, request))
+
+
+async def _attempt_embedding(route: _Route, request: dict[str, Any]) -> Any:
+    async def once() -> Any:
+        try:
+            return await litellm.aembedding(**request)
+        except Exception as exc:
+            raise _provider_error(exc, route.model, request) from exc
+
+    return await route.send(once, lambda response: _embedding_usage(response, request))
+
+
+def _items(response: Any) -> list[tuple[int, list[float]]]:
+    """(index, vector) of each embedding in a response (LiteLLM keeps them as dicts)."""
+    found = []
+    for position, item in enumerate(getattr(response, "data", None) or []):
+        get = item.get if isinstance(item, dict) else functools.partial(getattr, item)
+        index = get("index", position)
+        found.append((position if index is None else int(index), list(get("embedding", []))))
+    return found
+
+
+def _embedding_usage(response: Any, request: dict[str, Any]) -> Measured:
+    """Input tokens and dollars of one embedding reply; LiteLLM's counter estimates the
+    tokens a server left out. An embedding has no output tokens."""
+    usage = getattr(response, "usage", None)
+    tokens = getattr(usage, "prompt_tokens", None) or None
+    estimated = tokens is None
+    if tokens is None:
+        text = "\n".join(request["input"])
+        tokens = litellm.token_counter(model=request["model"], text=text)
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost") if not estimated else None
+    if cost is None:
+        cost = _price(request["model"], tokens, 0)
+    return Measured(tokens, 0, float(cost) if cost is not None else None, estimated=estimated)
+
+
+_embedding_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _embedding_client(model: Model) -> Any | None:
+    """An OpenAI client that never retries, for ``openai/`` embedding models.
+
+    LiteLLM hands its OpenAI embedding client ``max_retries or 2``, so ``max_retries=0``
+    becomes two retries that the engine would neither see nor count; this client ignores
+    the setting. One per server, key and event loop, as for raw completions.
+    """
+    name, api_base, api_key = on_the_wire(model)
+    if provider_of(name) != "openai":
+        return None
+    api_key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not api_key:
+        return None  # LiteLLM's own error names the missing key
+    from litellm.llms.openai.common_utils import BaseOpenAILLM
+
+    clients = _embedding_clients.setdefault(asyncio.get_running_loop(), {})
+    key = (api_base, api_key, model.timeout)
+    if key not in clients:
+        clients[key] = _never_retrying_client_type()(
+            api_key=api_key,
+            base_url=api_base,
+            http_client=BaseOpenAILLM._get_async_http_client(),
+            timeout=model.timeout,
+        )
+    return clients[key]
+
+
+@functools.cache
+def _never_retrying_client_type() -> type:
+    """``AsyncOpenAI`` with a ``max_retries`` that stays 0 whatever is set."""
+    from openai import AsyncOpenAI
+
+    def get(self: Any) -> int:
+        return 0
+
+    def set_(self: Any, value: int) -> None:
+        pass
+
+    return type("NeverRetryingOpenAI", (AsyncOpenAI,), {"max_retries": property(get, set_)})
+
+
+async def _close_embedding_clients() -> None:
+    for clients in list(_embedding_clients.values()):
+        for client in clients.values():
+            await client.close()
+
+
+at_exit(_close_embedding_clients)

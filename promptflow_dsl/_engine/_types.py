@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Completion", "Measure", "Measured", "Reply", "Usage"]
+__all__ = ["Completion", "EmbeddingReply", "Measure", "Measured", "Reply", "Usage"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -64,3 +64,12 @@ class Completion(Generic[R]):
     raw_text: str | None
     model_name: str
     usage: Usage
+
+
+@dataclass(frozen=True)
+class EmbeddingReply:
+    """The vectors of one embedding request, in the order of its texts, and what it used."""
+
+    vectors: list[list[float]]
+    model_name: str
+    used: Measured

@@ -3,7 +3,11 @@
 It shows rows, failures, tokens, dollars and models; the length distributions of the
 instructions and responses; the most common leading verbs; and, given seed instructions,
 the histogram of ROUGE-L similarity to the most similar seed, as in the Self-Instruct
-paper's analysis; and for each, example rows (the first, a seeded random one, the longest).
+paper's analysis; its diversity (distinct-1 and distinct-2 of the texts and, when the rows
+have embeddings, the mean pairwise cosine distance and each row's nearest-neighbour
+similarity, on a seeded sample); histograms of score and rating columns; and for each,
+example rows (the first, a seeded random one, the longest; the closest pair and the most
+isolated row; the highest and lowest scores).
 """
 
 from __future__ import annotations

@@ -23,14 +23,23 @@ from .._errors import PromptflowError
 from .._rouge import nearest_scores
 
 __all__ = [
+    "EmbeddingFigures",
     "Example",
     "ReportFigures",
+    "ScoreFigures",
+    "distinct_n",
+    "embedding_figures",
     "leading_word",
     "measure",
     "pick_examples",
+    "score_columns",
     "seed_instructions",
 ]
 
+SCORE_NAMES = ("score", "scores", "rating", "ratings")
+"""Judge and scorer columns: these names, or names that end in ``_`` and one of them."""
+EMBEDDING_SAMPLE = 1_000
+"""Rows of a seeded sample whose embeddings are compared pairwise."""
 INSTRUCTION_COLUMNS = ("instruction", "evolved_instruction", "prompt", "user", "question")
 RESPONSE_COLUMNS = ("generation", "response", "completion", "assistant", "answer", "output")
 
@@ -104,6 +113,142 @@ def pick_examples(rows: Sequence[Numbered], *, seed: int = 0) -> list[Example]:
     ]
 
 
+_TOKEN = re.compile(r"\w+")
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float | None:
+    """Distinct n-grams over all n-grams of *texts* (words, lower-cased): distinct-n, as in
+    Li et al. (2016). None when the texts have no n-gram.
+
+    >>> distinct_n(["the cat sat", "the cat ran"], 1), distinct_n(["the cat sat"], 2)
+    (0.6666666666666666, 1.0)
+    """
+    grams: Counter[tuple[str, ...]] = Counter()
+    for text in texts:
+        words = _TOKEN.findall(text.lower())
+        grams.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    total = sum(grams.values())
+    return len(grams) / total if total else None
+
+
+@dataclass
+class EmbeddingFigures:
+    """How spread out a seeded sample of the embeddings is: the mean cosine distance of
+    every pair, and each row's cosine similarity to its nearest other row."""
+
+    column: str
+    rows: int
+    sample: int
+    mean_distance: float
+    nearest: list[float] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+
+
+def embedding_column(frame: pl.DataFrame) -> str | None:
+    """The frame's embedding column: ``embedding`` if it is one, else the first list of
+    floats."""
+
+    def is_vector(dtype: pl.DataType) -> bool:
+        return isinstance(dtype, (pl.List, pl.Array)) and dtype.inner.is_float()
+
+    if is_vector(frame.schema.get("embedding", pl.Null())):
+        return "embedding"
+    return next((name for name, dtype in frame.schema.items() if is_vector(dtype)), None)
+
+
+def embedding_figures(
+    frame: pl.DataFrame, column: str, texts: pl.Series | None, *, seed: int = 0
+) -> EmbeddingFigures | None:
+    """The figures of a seeded sample of at most :data:`EMBEDDING_SAMPLE` embeddings (of
+    one length), with the closest pair and the most isolated row as examples."""
+    import numpy as np
+
+    from .._vectors import unit_rows
+
+    present = frame.select(pl.col(column).is_not_null().arg_true()).to_series().to_list()
+    vectors = frame[column].gather(present)
+    if isinstance(vectors.dtype, pl.List):
+        lengths = vectors.list.len()
+        common = lengths.mode().sort().to_list()[0] if len(present) else 0
+        keep = (lengths == common).to_list()
+        present = [row for row, ok in zip(present, keep, strict=True) if ok]
+        vectors = vectors.filter(pl.Series(keep, dtype=pl.Boolean)).list.to_array(common)
+    if len(present) < 2:
+        return None
+    chosen = sorted(
+        random.Random(seed).sample(range(len(present)), min(EMBEDDING_SAMPLE, len(present)))
+    )
+    units = unit_rows(np.asarray(vectors.gather(chosen).to_numpy(), dtype=np.float64))
+    similarity = np.clip(units @ units.T, -1.0, 1.0)
+    pairs = similarity[np.triu_indices(len(chosen), k=1)]
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = similarity.max(axis=1)
+    rows = [present[i] for i in chosen]
+    a, b = np.unravel_index(int(similarity.argmax()), similarity.shape)
+    loner = int(nearest.argmin())
+    picks = [
+        (rows[a], f"closest pair (cosine {similarity[a, b]:.3f})"),
+        (rows[b], f"closest pair (cosine {similarity[a, b]:.3f})"),
+        (rows[loner], f"most isolated (nearest cosine {nearest[loner]:.3f})"),
+    ]
+    cells = texts.to_list() if texts is not None else [None] * frame.height
+    examples = [
+        Example(why, row + 1, (("text", cells[row]),) if isinstance(cells[row], str) else ())
+        for row, why in picks
+    ]
+    return EmbeddingFigures(
+        column, len(present), len(chosen), float(1.0 - pairs.mean()), nearest.tolist(), examples
+    )
+
+
+@dataclass
+class ScoreFigures:
+    """The values of one judge or scorer column (a list column's every item), with the
+    rows of its highest and lowest score."""
+
+    column: str
+    values: list[float]
+    examples: list[Example] = field(default_factory=list)
+
+
+def score_columns(frame: pl.DataFrame) -> list[str]:
+    """Numeric columns (or lists of numbers) named like scores or ratings."""
+
+    def numeric(dtype: pl.DataType) -> bool:
+        inner = dtype.inner if isinstance(dtype, (pl.List, pl.Array)) else dtype
+        return inner.is_numeric() and inner != pl.Boolean
+
+    names = [
+        name
+        for name in frame.columns
+        if name.lower() in SCORE_NAMES or name.lower().endswith(tuple(f"_{n}" for n in SCORE_NAMES))
+    ]
+    return [name for name in names if numeric(frame.schema[name])]
+
+
+def _score_figures(frame: pl.DataFrame, column: str, texts: pl.Series | None) -> ScoreFigures:
+    values = frame[column]
+    if isinstance(values.dtype, pl.Array):
+        values = values.arr.to_list()
+    per_row = values.list.mean() if isinstance(values.dtype, pl.List) else values
+    flat = values.explode() if isinstance(values.dtype, pl.List) else values
+    finite = [float(v) for v in flat.cast(pl.Float64).drop_nulls().drop_nans().to_list()]
+    scored = [
+        (i, v) for i, v in enumerate(per_row.cast(pl.Float64).to_list()) if v is not None and v == v
+    ]
+    examples = []
+    if scored:
+        cells = texts.to_list() if texts is not None else [None] * frame.height
+        shown = values.to_list()
+        high, low = max(scored, key=lambda s: s[1])[0], min(scored, key=lambda s: s[1])[0]
+        picks = [("highest", high), ("lowest", low)] if high != low else [("only", high)]
+        for why, row in picks:
+            text = (("text", cells[row]),) if isinstance(cells[row], str) else ()
+            label = f"{why} {column}" if why != "only" else f"highest and lowest {column}"
+            examples.append(Example(label, row + 1, ((column, str(shown[row])), *text)))
+    return ScoreFigures(column, finite, examples)
+
+
 @dataclass
 class ReportFigures:
     """What the report shows. Counts are of rows; lengths are in words."""
@@ -130,6 +275,9 @@ class ReportFigures:
     failure_examples: list[Example] = field(default_factory=list)
     verb_examples: list[Example] = field(default_factory=list)
     similarity_examples: list[Example] = field(default_factory=list)
+    distinct: list[tuple[str, float | None, float | None]] = field(default_factory=list)
+    embeddings: EmbeddingFigures | None = None
+    scores: list[ScoreFigures] = field(default_factory=list)
 
 
 def _pick(frame: pl.DataFrame, wanted: str | None, candidates: tuple[str, ...]) -> str | None:
@@ -250,6 +398,18 @@ def measure(
         top = figures.leading_verbs[0][0]
         led = [(first_rows[t], {"instruction": t}) for t in unique if _leads(t, top)]
         figures.verb_examples = pick_examples(led, seed=example_seed)
+    for label, texts in (
+        (figures.instruction_column, instructions),
+        (figures.response_column, responses),
+    ):
+        if label and texts:
+            figures.distinct.append((label, distinct_n(texts, 1), distinct_n(texts, 2)))
+    vectors = embedding_column(frame)
+    if vectors is not None:
+        figures.embeddings = embedding_figures(
+            frame, vectors, instruction_series, seed=example_seed
+        )
+    figures.scores = [_score_figures(frame, c, instruction_series) for c in score_columns(frame)]
     if seeds:
         figures.seed_count = len(seeds)
         figures.seed_similarity = nearest_scores(unique, seeds)

@@ -12,7 +12,13 @@ import statistics
 from typing import Any
 
 from .._errors import PromptflowError
-from ._figures import Example, ReportFigures
+from ._figures import (
+    EMBEDDING_SAMPLE,
+    EmbeddingFigures,
+    Example,
+    ReportFigures,
+    ScoreFigures,
+)
 
 __all__ = ["render_report"]
 
@@ -99,6 +105,98 @@ def _similarity_plot(figures: ReportFigures) -> str:
     axis.legend(loc="upper right")
     figure.tight_layout()
     return _image(figure, "ROUGE-L similarity to the seeds")
+
+
+def _nearest_plot(embeddings: EmbeddingFigures) -> str:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 3.2))
+    axis.hist(embeddings.nearest, bins=40, color=_BLUE, edgecolor="white")
+    axis.set_xlabel("cosine similarity to the nearest other row")
+    axis.set_ylabel("rows")
+    _whole_numbers(axis.yaxis)
+    figure.tight_layout()
+    return _image(figure, "nearest-neighbour similarity of the embeddings")
+
+
+def _score_plot(score: ScoreFigures) -> str:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 3.0))
+    whole = all(v.is_integer() for v in score.values)
+    low, high = int(min(score.values)), int(max(score.values))
+    bins: Any = [x - 0.5 for x in range(low, high + 2)] if whole and high - low <= 40 else 20
+    axis.hist(score.values, bins=bins, color=_ORANGE, edgecolor="white")
+    axis.set_title(f"{score.column}")
+    axis.set_xlabel("score")
+    axis.set_ylabel("values")
+    _whole_numbers(axis.yaxis)
+    if whole:
+        _whole_numbers(axis.xaxis)
+    figure.tight_layout()
+    return _image(figure, f"histogram of {score.column}")
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _diversity(figures: ReportFigures) -> str:
+    rows: list[tuple[str, Any]] = []
+    for label, one, two in figures.distinct:
+        rows += [(f"distinct-1 ({label})", _ratio(one)), (f"distinct-2 ({label})", _ratio(two))]
+    note = (
+        '<p class="note">Distinct-n: distinct word n-grams over all n-grams (1 when no '
+        "n-gram repeats).</p>"
+    )
+    embeddings = figures.embeddings
+    if embeddings is None:
+        tail = (
+            '<p class="note">No embedding column: add an <code>embed</code> step to see how '
+            "far apart the rows are in meaning.</p>"
+        )
+        return note + _table(rows) + tail
+    nearest = sorted(embeddings.nearest)
+    rows += [
+        (
+            f"mean pairwise cosine distance ({embeddings.column})",
+            f"{embeddings.mean_distance:.3f}",
+        ),
+        ("median nearest-neighbour cosine similarity", f"{statistics.median(nearest):.3f}"),
+    ]
+    sample = (
+        f"all {embeddings.rows:,} rows"
+        if embeddings.sample == embeddings.rows
+        else f"a seeded sample of {embeddings.sample:,} of {embeddings.rows:,} rows "
+        f"(at most {EMBEDDING_SAMPLE:,})"
+    )
+    about = (
+        f'<p class="note">Embeddings of {sample} with an embedding. A distance near 0 means '
+        "the rows say much the same; a nearest-neighbour similarity near 1, a near-duplicate "
+        "(see dedup_semantic).</p>"
+    )
+    examples = _examples("Example rows", embeddings.examples)
+    return note + _table(rows) + about + _nearest_plot(embeddings) + examples
+
+
+def _scores(figures: ReportFigures) -> str:
+    parts = []
+    for score in figures.scores:
+        if not score.values:
+            parts.append(f'<p class="note">{html.escape(score.column)}: no value.</p>')
+            continue
+        summary = _table(
+            [
+                (f"{score.column}: values", f"{len(score.values):,}"),
+                ("mean", f"{statistics.fmean(score.values):.3f}"),
+                (
+                    "min, median, max",
+                    f"{min(score.values):g}, "
+                    f"{statistics.median(score.values):g}, {max(score.values):g}",
+                ),
+            ]
+        )
+        examples = _examples(f"Example rows by {score.column}", score.examples)
+        parts.append(summary + _score_plot(score) + examples)
+    return "".join(parts)
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -230,6 +328,10 @@ def render_report(figures: ReportFigures, *, title: str) -> str:
         top = figures.leading_verbs[0][0]
         examples = _examples(f"Example instructions led by “{top}”", figures.verb_examples)
         sections.append(_section("Leading verbs", note + _verbs_plot(figures) + examples))
+    if figures.distinct or figures.embeddings is not None:
+        sections.append(_section("Diversity", _diversity(figures)))
+    if figures.scores:
+        sections.append(_section("Scores", _scores(figures)))
     if figures.seed_similarity:
         scores = figures.seed_similarity
         above = sum(1 for s in scores if s > 0.7)

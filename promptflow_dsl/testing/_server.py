@@ -3,10 +3,12 @@
 :class:`LoopbackServer` is a test double in the spirit of httpx's ``MockTransport``, one
 level lower: it listens on ``127.0.0.1`` (a free port) in a background thread and speaks
 enough of the OpenAI API (``POST /v1/chat/completions``, ``POST /v1/completions``,
-``GET /v1/models``) for LiteLLM and Instructor to run unmodified against it. Replies are
+``POST /v1/embeddings``, ``GET /v1/models``) for LiteLLM and Instructor to run unmodified
+against it. Replies are
 scripted (a FIFO queue), computed by a *responder* callable, or fabricated
 deterministically from the request (schema-valid JSON for structured calls, a few lines
-of text otherwise). Latency and faults (429 with ``Retry-After``, 500, hangs, malformed
+of text otherwise; embeddings are hashed character trigrams, so near-duplicate texts get
+near vectors). Latency and faults (429 with ``Retry-After``, 500, hangs, malformed
 bodies) are drawn from a seeded RNG, and every request is recorded and counted.
 :class:`~promptflow_dsl.testing.Quirks` make it behave like self-hosted servers that
 differ from OpenAI (no tool support, fenced JSON, no usage).
@@ -37,6 +39,7 @@ The pytest plugin shipped with the package provides a ``loopback_server`` fixtur
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -45,6 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from promptflow_dsl._vectors import DEFAULT_DIMENSIONS, hashed_embedding
 from promptflow_dsl.testing._base import (
     Ask,
     Emulator,
@@ -256,6 +260,47 @@ def _stream_events(
 
 
 # ---------------------------------------------------------------------------------------
+# Embeddings (``POST /v1/embeddings``)
+
+_MAX_DIMENSIONS = 4096
+
+
+def _embedding_inputs(body: Mapping[str, Any]) -> list[str] | str:
+    """The texts to embed, or why the request is refused (as OpenAI's 400 would say)."""
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        return "'input' must be a string or a non-empty list of strings"
+    dimensions = body.get("dimensions", DEFAULT_DIMENSIONS)
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= _MAX_DIMENSIONS:
+        return f"'dimensions' must be an integer from 1 to {_MAX_DIMENSIONS}"
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        return "'encoding_format' must be 'float' or 'base64'"
+    return texts
+
+
+def _embedding_body(body: Mapping[str, Any], texts: list[str]) -> dict[str, Any]:
+    """OpenAI's embeddings list: one hashed embedding per text, as float32 values (plain
+    numbers, or base64 of little-endian float32 as the OpenAI SDK asks by default)."""
+    import numpy as np
+
+    dimensions = body.get("dimensions", DEFAULT_DIMENSIONS)
+    data = []
+    for index, text in enumerate(texts):
+        vector = np.asarray(hashed_embedding(text, dimensions), dtype="<f4")
+        encoded: Any = (
+            base64.b64encode(vector.tobytes()).decode()
+            if body.get("encoding_format") == "base64"
+            else vector.tolist()
+        )
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(estimate_tokens(text) for text in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    model = body.get("model") or "loopback"
+    return {"object": "list", "data": data, "model": model, "usage": usage}
+
+
+# ---------------------------------------------------------------------------------------
 # The server
 
 
@@ -272,7 +317,10 @@ class LoopbackServer(Emulator):
     :meth:`start` and :meth:`stop`. A body that is not JSON gets a 400, counted, not
     recorded; an unknown path gets OpenAI's 404, counted as endpoint ``"unknown"``. With
     ``n`` > 1 a scripted or responder reply fills every choice, while the default
-    responder fabricates one per choice.
+    responder fabricates one per choice. ``POST /v1/embeddings`` answers with
+    :func:`~promptflow_dsl._vectors.hashed_embedding` vectors (256 numbers unless the
+    request sets ``dimensions``), under the same script, latency and faults; a scripted
+    reply's status, headers and delay apply to it, its text or JSON does not.
     """
 
     provider = "openai"
@@ -296,6 +344,7 @@ class LoopbackServer(Emulator):
         for prefix in ("/v1", ""):
             self._route(app, "POST", prefix + "/chat/completions", "chat")
             self._route(app, "POST", prefix + "/completions", "completions")
+            self._route(app, "POST", prefix + "/embeddings", "embeddings")
             app.router.add_get(prefix + "/models", self._handle_models)
 
     async def _handle_models(self, request: Any) -> Any:
@@ -317,6 +366,8 @@ class LoopbackServer(Emulator):
         return Out(self.quirks.tools_error_status, self.quirks.refusal_body(reason))
 
     def _render(self, recorded: RecordedRequest, reply: Reply, number: int) -> Out:
+        if recorded.endpoint == "embeddings":
+            return self._render_embeddings(recorded, reply)
         n = recorded.body.get("n") or 1
         n = n if isinstance(n, int) and 1 <= n <= 128 else 1
         payloads: list[str | dict[str, Any]]
@@ -339,5 +390,17 @@ class LoopbackServer(Emulator):
             text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
             return Out(200, text, reply.headers, content_type="text/event-stream")
         if not with_usage:
+            body.pop("usage")
+        return Out(200, body, reply.headers)
+
+    def _render_embeddings(self, recorded: RecordedRequest, reply: Reply) -> Out:
+        """The embeddings of the request's texts (a scripted reply's text or JSON is not
+        used: the vectors are always computed, so they stay deterministic)."""
+        texts = _embedding_inputs(recorded.body)
+        if isinstance(texts, str):
+            return self._error(400, texts)
+        body = _embedding_body(recorded.body, texts)
+        self._bill({"prompt_tokens": body["usage"]["prompt_tokens"], "completion_tokens": 0})
+        if self.quirks.omits_usage:
             body.pop("usage")
         return Out(200, body, reply.headers)
