@@ -257,7 +257,7 @@ class _Batcher:
                 for s in shares
             ]
             for _ in texts:
-                session._check_early_stop(exc)  # the engine's own policy, per row
+                session.check_early_stop(exc)  # the engine's own policy, per row
             return failures
         shares = _shares(attempts.usage(started), texts)
         outcomes: list[Embedded | RowFailure] = []
@@ -269,7 +269,7 @@ class _Batcher:
                 )
                 session.cache.put(key, stored)
             outcomes.append(Embedded(vector, reply.model_name, share))
-            session._check_early_stop(None)
+            session.check_early_stop(None)
         return outcomes
 
     async def _reply(self, texts: list[str], send: Any) -> EmbeddingReply:

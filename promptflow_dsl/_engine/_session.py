@@ -209,9 +209,9 @@ class Session:
         except PromptflowError as exc:
             if self.on_error == "raise" or isinstance(exc, RUN_STOPPERS):
                 raise
-            self._check_early_stop(exc)
+            self.check_early_stop(exc)
             return RowFailure.of(step, exc, [c.usage for c in completions])
-        self._check_early_stop(None)
+        self.check_early_stop(None)
         last, usage = completions[-1], add_usage([c.usage for c in completions])
         return Completion(result, last.raw_text, last.model_name, usage)
 
@@ -328,7 +328,7 @@ class Session:
             await stack.enter_async_context(self._run_slots.hold(rank))
             yield
 
-    def _check_early_stop(self, error: PromptflowError | None) -> None:
+    def check_early_stop(self, error: PromptflowError | None) -> None:
         """Count a row's outcome; stop the run once nearly all of the latest failed at the
         provider (at the start or mid-run), with a diagnosis read from those errors."""
         self._recent.append(error if isinstance(error, ProviderError) else None)
