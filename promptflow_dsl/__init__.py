@@ -76,6 +76,7 @@ from .techniques import (  # noqa: E402
     Instances,
     InstructionList,
     NewInstructions,
+    Ratings,
     UserAssistantPair,
     bootstrap_instructions,
     evol_instruct,
@@ -84,6 +85,7 @@ from .techniques import (  # noqa: E402
     identify_classification,
     self_instruct,
     text_generation,
+    ultrafeedback,
 )
 
 __version__ = "0.1.0"
@@ -119,6 +121,7 @@ __all__ = [
     "PromptProgram",
     "PromptflowError",
     "ProviderError",
+    "Ratings",
     "Recipe",
     "RecipeFileError",
     "ReplyCache",
@@ -162,5 +165,6 @@ __all__ = [
     "technique",
     "text_generation",
     "to_training_format",
+    "ultrafeedback",
     "unnest",
 ]

@@ -7,6 +7,7 @@ from .genstruct import UserAssistantPair, genstruct
 from .identify_classification import ClassificationVerdict, identify_classification
 from .self_instruct import InstructionList, self_instruct
 from .text_generation import Generation, text_generation
+from .ultrafeedback import Ratings, ultrafeedback
 
 __all__ = [
     "ClassificationVerdict",
@@ -16,6 +17,7 @@ __all__ = [
     "Instances",
     "InstructionList",
     "NewInstructions",
+    "Ratings",
     "UserAssistantPair",
     "bootstrap_instructions",
     "evol_instruct",
@@ -24,4 +26,5 @@ __all__ = [
     "identify_classification",
     "self_instruct",
     "text_generation",
+    "ultrafeedback",
 ]
