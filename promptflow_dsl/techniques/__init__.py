@@ -1,10 +1,12 @@
 """The technique library: one module per technique."""
 
 from .bootstrap_instructions import NewInstructions, bootstrap_instructions
+from .complexity_score import Scores, complexity_score
 from .evol_instruct import EvolvedInstruction, evol_instruct
 from .generate_instances import Instance, Instances, generate_instances
 from .genstruct import UserAssistantPair, genstruct
 from .identify_classification import ClassificationVerdict, identify_classification
+from .quality_score import quality_score
 from .self_instruct import InstructionList, self_instruct
 from .text_generation import Generation, text_generation
 from .ultrafeedback import Ratings, ultrafeedback
@@ -18,12 +20,15 @@ __all__ = [
     "InstructionList",
     "NewInstructions",
     "Ratings",
+    "Scores",
     "UserAssistantPair",
     "bootstrap_instructions",
+    "complexity_score",
     "evol_instruct",
     "generate_instances",
     "genstruct",
     "identify_classification",
+    "quality_score",
     "self_instruct",
     "text_generation",
     "ultrafeedback",
