@@ -6,6 +6,7 @@ from .evol_instruct import EvolvedInstruction, evol_instruct
 from .generate_instances import Instance, Instances, generate_instances
 from .genstruct import UserAssistantPair, genstruct
 from .identify_classification import ClassificationVerdict, identify_classification
+from .pairwise_preference import Preference, pairwise_preference
 from .quality_score import quality_score
 from .self_instruct import InstructionList, self_instruct
 from .text_generation import Generation, text_generation
@@ -19,6 +20,7 @@ __all__ = [
     "Instances",
     "InstructionList",
     "NewInstructions",
+    "Preference",
     "Ratings",
     "Scores",
     "UserAssistantPair",
@@ -28,6 +30,7 @@ __all__ = [
     "generate_instances",
     "genstruct",
     "identify_classification",
+    "pairwise_preference",
     "quality_score",
     "self_instruct",
     "text_generation",
