@@ -195,6 +195,7 @@ REJECTED = [
     ('{"verdict": "good"}', 1),
     ('{"rating": null}', 1),
     ("Rating: 4\nSome thought.\nRating: 2", 1),  # two rating lines that disagree
+    ("I'd rate it 4.\nRating: 2", 1),  # a rating, then a rating line that disagrees
     ("The first is a 4 and the second a 3.", 1),  # two numbers, no label to choose
 ]
 

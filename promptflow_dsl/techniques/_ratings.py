@@ -369,10 +369,13 @@ def _item(section: str, raw: str, scale: Scale) -> Item:
 
 def _score(text: str, raw: str, scale: Scale) -> tuple[float, re.Match[str]]:
     """The rating in *text*, and where it was found."""
-    lines = {float(m["value"]) for m in _RATING_LINE.finditer(text)}
-    if len(lines) > 1:
-        _fail(raw, "an item has several rating lines that disagree", scale)
-    found = _LABELLED.search(text) or _OPENING.search(text)
+    labelled = _LABELLED.search(text)
+    # The first labelled rating and every one that opens a line must agree.
+    said = {float(m["value"]) for m in _RATING_LINE.finditer(text)}
+    said |= {float(labelled["value"])} if labelled else set()
+    if len(said) > 1:
+        _fail(raw, "an item has several labelled ratings that disagree", scale)
+    found = labelled or _OPENING.search(text)
     if found is None:
         if _LABEL_ONLY.search(text):
             _fail(raw, "the rating label holds no number", scale)
