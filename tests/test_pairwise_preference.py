@@ -5,6 +5,8 @@ for a round trip: a reason is stripped text whose lines start with a plain word 
 comma (so no line of it reads as a verdict or reason label).
 """
 
+import time
+
 import polars as pl
 import pytest
 from hypothesis import given, note
@@ -181,3 +183,25 @@ def test_the_offline_model_gives_a_verdict_in_a_recipe():
     out = pairwise_preference.step(both_orders=True).run(frame, model="mock")
     assert set(out["preferred"].to_list()) <= {"a", "b", "tie"}
     assert out["reason"].is_not_null().all() and out["error"].is_null().all()
+
+
+HOSTILE = [
+    "1" * 20_000 + "x",
+    " " * 20_000 + "x",
+    "*" * 20_000,
+    "Rating" + "*" * 20_000 + "x",
+    "\n" * 20_000 + "Rating: x",
+    "1 " * 10_000 + "x",
+    "(a" * 10_000,
+    "Preferred: " * 2_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_long_hostile_reply_is_read_in_about_linear_time(text):
+    started = time.perf_counter()
+    try:
+        parse_preference(text)
+    except ParseError:
+        pass
+    assert time.perf_counter() - started < 2  # backtracking would take minutes

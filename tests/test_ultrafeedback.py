@@ -5,6 +5,8 @@ for a round trip: ratings from 1 to 5; a rationale is stripped text whose lines 
 a plain word and a comma (so no line of it reads as an item header or a rating label).
 """
 
+import time
+
 import polars as pl
 import pytest
 from hypothesis import given, note
@@ -218,3 +220,25 @@ def test_the_offline_model_rates_each_generation_in_a_recipe():
     assert [len(r) for r in out["rationales"]] == [3, 1]
     assert all(1 <= r <= 5 for row in out["ratings"] for r in row)
     assert out["error"].is_null().all()
+
+
+HOSTILE = [
+    "1" * 20_000 + "x",
+    " " * 20_000 + "x",
+    "*" * 20_000,
+    "Rating" + "*" * 20_000 + "x",
+    "\n" * 20_000 + "Rating: x",
+    "1 " * 10_000 + "x",
+    "(a" * 10_000,
+    "Preferred: " * 2_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_long_hostile_reply_is_read_in_about_linear_time(text):
+    started = time.perf_counter()
+    try:
+        parse_ratings(text)
+    except ParseError:
+        pass
+    assert time.perf_counter() - started < 2  # backtracking would take minutes

@@ -105,7 +105,7 @@ def numbered(label: str, texts: list[str]) -> str:
 
 
 # A number, with its markdown emphasis and an optional denominator ("4/5", "4 out of 5").
-_DECOR = r"[*_`]*"
+_DECOR = r"(?:(?<![*_`])[*_`]+)?"  # a whole run or none: no backtracking inside one
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _SCORE = (
     rf"{_DECOR}(?<![\w.])(?P<value>{_NUMBER})(?![\w%]|\.\d){_DECOR}"
@@ -125,9 +125,9 @@ _OPENING = re.compile(rf"\A(?:[\s>#*_`:|]|[-–—](?!\d))*{_SCORE}", re.IGNOREC
 _ANY_SCORE = re.compile(_SCORE, re.IGNORECASE)
 _BOLD = re.compile(rf"\*\*[ \t]*(?P<value>{_NUMBER})(?P<top>)[ \t]*\*\*")
 
-_LINE_START = r"(?:^[ \t>#*_\-]*|(?<=[\d.;|,)\-–—*])[ \t]*)"
+_LINE_START = r"(?:^[ \t>#*_\-]*|(?<=[\d.;|,)\-–—])[ \t]*(?:(?<![*_])[*_]+)?)"
 _RATIONALE = re.compile(
-    rf"{_LINE_START}[*_]*(?:rationale|reason(?:ing)?|explanation|justification|feedback"
+    rf"{_LINE_START}(?:rationale|reason(?:ing)?|explanation|justification|feedback"
     r"|critique|comment)s?[*_ \t]*[:\-–—][*_]*[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -139,7 +139,7 @@ _KEYWORDS = (
 )
 _NAMED = re.compile(
     r"^[ \t>#*_]*(?:"
-    rf"\[?[ \t]*(?:\w+[ \t]+(?:for|of)[ \t]+)?(?P<word>{_KEYWORDS})[ \t]*(?:#|no\.?|number)?"
+    rf"(?:\[[ \t]*)?(?:\w+[ \t]+(?:for|of)[ \t]+)?(?P<word>{_KEYWORDS})[ \t]*(?:#|no\.?|number)?"
     r"[ \t]*(?P<n>\d{1,3})[*_\]]*[ \t]*(?=[:.)\-–—|(]|$)"
     r"|\[[ \t]*(?P<label>score|rating)[ \t]*#?[ \t]*(?P<m>\d{1,3})[ \t]*\][*_]*"
     r")",
@@ -150,7 +150,7 @@ _LISTED = re.compile(
     re.MULTILINE,
 )
 _INLINE = re.compile(
-    rf"^[^\d\n]{{0,40}}?[\[(]?[ \t]*(?P<numbers>{_NUMBER}(?:[ \t]*[,;|]?[ \t]*{_NUMBER})+)"
+    rf"^[^\d\n]{{0,40}}?[\[(]?[ \t]*(?P<numbers>{_NUMBER}(?:(?:[ \t]*[,;|]|[ \t])[ \t]*{_NUMBER})+)"
     r"[ \t]*[\])]?[ \t.]*$",
     re.MULTILINE,
 )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,23 +79,25 @@ _NOUN = r"(?:response|output|answer|assistant|option|candidate|model|completion)
 _TIE = (
     r"(?:(?:it'?s[ \t]+)?a[ \t]+tie|tie|draw|equal(?:ly)?(?:[ \t]+good)?|the[ \t]+same"
     r"|both(?:[ \t]+are)?(?:[ \t]+equally)?(?:[ \t]+good)?|neither|none|no[ \t]+preference"
-    rf"|{_NOUN}?[ \t]*a[ \t]+and[ \t]+(?:{_NOUN}[ \t]+)?b[ \t]+are[ \t]+(?:equal(?:ly)?|the same))"
+    rf"|(?:{_NOUN}[ \t]*)?a[ \t]+and[ \t]+(?:{_NOUN}[ \t]+)?b[ \t]+are[ \t]+"
+    r"(?:equal(?:ly)?|the same))"
 )
 _CHOICE = rf"(?:{_NOUN}[ \t]*)?\(?(?P<ab>[ab])\)?(?![\w'’])"
 _VALUE = rf"[*_`\"'\[ \t]*(?:(?P<tie>{_TIE})(?![\w'’])|{_CHOICE})[*_`\"'\] \t]*"
 _LABELLED = re.compile(
-    r"[*_`]*\b(?:final[ \t]+)?(?:preferred(?:[ \t]+(?:response|output|answer))?|preference"
-    r"|winner|verdict|choice|better[ \t]+(?:response|output|answer|one)|decision|answer)\b"
+    r"(?:(?<![*_`])[*_`]+)?\b(?:final[ \t]+)?"
+    r"(?:preferred(?:[ \t]+(?:response|output|answer))?|preference|winner|verdict|choice"
+    r"|better[ \t]+(?:response|output|answer|one)|decision|answer)\b"
     rf"(?:[ \t]+is)?[*_` \t]*[:=][*_` \t]*{_VALUE}",
     re.IGNORECASE,
 )
 _LABEL_ONLY = re.compile(
-    r"^[\W_]*(?:final[ \t]+)?(?:preferred|preference|winner|verdict|choice|decision)\b"
+    r"^(?:[^\w\n]|_)*(?:final[ \t]+)?(?:preferred|preference|winner|verdict|choice|decision)\b"
     r"[^\n:=]{0,20}[:=]",
     re.IGNORECASE | re.MULTILINE,
 )
 _BRACKETS = re.compile(r"\[\[[ \t]*(?:(?P<ab>[ab])|(?P<tie>c|tie))[ \t]*\]\]", re.IGNORECASE)
-_ALONE = re.compile(rf"\A\s*{_VALUE}[.!]?[ \t]*(?:\n|\Z)", re.IGNORECASE)
+_ALONE = re.compile(rf"\A{_VALUE}[.!]?[ \t]*(?:\n|\Z)", re.IGNORECASE)  # on stripped text
 _PROSE = re.compile(
     rf"\b{_NOUN}[ \t]*\(?(?P<ab>[ab])\)?[ \t]+(?:is|was|seems|looks|appears)[ \t]+(?:\w+[ \t]+)"
     r"{0,2}?(?:better|preferred|preferable|superior|stronger|the[ \t]+(?:winner|better))\b"
@@ -107,8 +108,8 @@ _PROSE = re.compile(
     re.IGNORECASE,
 )
 _REASON = re.compile(
-    r"(?:^[ \t>#*_\-]*|(?<=[.;|,)\]])[ \t]*)[*_]*(?:reason(?:ing)?|rationale|explanation"
-    r"|justification|why)s?[*_ \t]*[:\-–—][*_]*[ \t]*",
+    r"(?:^[ \t>#*_\-]*|(?<=[.;|,)\]])[ \t]*(?:(?<![*_])[*_]+)?)"
+    r"(?:reason(?:ing)?|rationale|explanation|justification|why)s?[*_ \t]*[:\-–—][*_]*[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
 _VERDICT_LINE = re.compile(rf"^[ \t>#*_\-]*{_LABELLED.pattern}", re.IGNORECASE | re.MULTILINE)
@@ -161,19 +162,13 @@ def _from_json(text: str) -> Preference | None:
         choice = next((keyed[k] for k in _KEYS if k in keyed), None)
         if choice is None:
             continue
-        found = _ALONE.match(choice) if isinstance(choice, str) else None
+        found = _ALONE.match(choice.strip()) if isinstance(choice, str) else None
         if found is None:
             _fail(text, f"the JSON verdict {choice!r} is not A, B or tie")
         reason = next((keyed[k] for k in _REASON_KEYS if k in keyed), "")
         reason = "" if reason is None else reason if isinstance(reason, str) else json.dumps(reason)
         return Preference(preferred=_verdict(found), reason=reason.strip())
     return None
-
-
-def _outside(text: str, span: tuple[int, int]) -> Iterator[tuple[str, int]]:
-    """The parts of *text* before and after *span*, each with its offset."""
-    yield text[: span[0]], 0
-    yield text[span[1] :], span[1]
 
 
 def parse_preference(text: str) -> Preference:
@@ -194,18 +189,18 @@ def parse_preference(text: str) -> Preference:
     if label is not None:
         after = _VERDICT_LINE.search(text, label.end())
         stop = after.start() if after else len(text)
-        parts = list(_outside(text, (label.start(), stop)))
+        parts = [text[: label.start()], text[stop:]]  # what is not the reason
         reason: str | None = text[label.end() : stop].strip()
     else:
-        parts, reason = [(text, 0)], None
+        parts, reason = [text], None
     for pattern in (_LABELLED, _BRACKETS):
-        match = _one([m for part, _ in parts for m in pattern.finditer(part)], text)
+        match = _one([m for part in parts for m in pattern.finditer(part)], text)
         if match is not None:
             break
     else:
-        match = _ALONE.match(text)
+        match = _ALONE.match(text.strip())
         if match is None:
-            match = _one([m for part, _ in parts for m in _PROSE.finditer(part)], text)
+            match = _one([m for part in parts for m in _PROSE.finditer(part)], text)
             if match is not None and reason is None:
                 return Preference(preferred=_verdict(match), reason=text.strip())
     if match is None:
