@@ -47,6 +47,7 @@ from ._errors import (  # noqa: E402
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
+from ._recipe._dedup_exact import dedup_exact  # noqa: E402
 from ._recipe._export import to_training_format  # noqa: E402
 from ._recipe._frame_steps import (  # noqa: E402
     choose,
@@ -142,6 +143,7 @@ __all__ = [
     "choose",
     "conversation",
     "dataset_instruction_response",
+    "dedup_exact",
     "dedup_rouge_l",
     "drop",
     "evol_instruct",
