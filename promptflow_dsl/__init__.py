@@ -64,6 +64,7 @@ from ._recipe._frame_steps import (  # noqa: E402
 )
 from ._recipe._llm_step import TechniqueStep  # noqa: E402
 from ._recipe._loop import extend, repeat_until  # noqa: E402
+from ._recipe._minhash import dedup_minhash  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
 from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
@@ -144,6 +145,7 @@ __all__ = [
     "conversation",
     "dataset_instruction_response",
     "dedup_exact",
+    "dedup_minhash",
     "dedup_rouge_l",
     "drop",
     "evol_instruct",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._duplicates import Best, judged_rows, keep_order, normalise, record, recorded_columns
+from ._duplicates import Best, check, judged_rows, keep_order, normalise, record, recorded_columns
 from ._step import Contract, FrameStep
 
 if TYPE_CHECKING:
@@ -41,9 +41,7 @@ class DedupExact(FrameStep):
     row_wise = False  # a row is judged against every other row
 
     def __post_init__(self) -> None:
-        if self.best not in ("max", "min"):
-            message = f"step {self.name!r}: best={self.best!r}; use 'max' or 'min'"
-            raise ValueError(message)
+        check(self.name, "best", self.best, ok=self.best in ("max", "min"), reason="'max' or 'min'")
 
     @property
     def contract(self) -> Contract:

@@ -26,14 +26,32 @@ import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
+from .._errors import AttributeValueError
+
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-__all__ = ["Best", "judged_rows", "keep_order", "normalise", "record", "recorded_columns"]
+__all__ = [
+    "Best",
+    "check",
+    "judged_rows",
+    "keep_order",
+    "normalise",
+    "record",
+    "recorded_columns",
+]
 
 Best = Literal["max", "min"]
 """Which score wins when a dedup step keeps the best row: the highest or the lowest."""
+
+
+def check(step: str, name: str, value: object, *, ok: bool, reason: str) -> None:
+    """Raise :class:`AttributeValueError` (a ValueError) unless *ok*: a step setting out of
+    its range, from Python or from ``--set`` alike."""
+    if not ok:
+        message = f"step {step!r}: {name}={value!r} must be {reason}"
+        raise AttributeValueError(message, technique=step, name=name, value=value, reason=reason)
 
 
 @lru_cache(maxsize=1)
