@@ -67,6 +67,7 @@ from ._recipe._loop import extend, repeat_until  # noqa: E402
 from ._recipe._minhash import dedup_minhash  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
+from ._recipe._select import select_top_k  # noqa: E402
 from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
 from .pipelines import dataset_instruction_response  # noqa: E402
@@ -162,6 +163,7 @@ __all__ = [
     "sample",
     "sample_bootstrap_prompts",
     "select",
+    "select_top_k",
     "self_instruct",
     "technique",
     "text_generation",
