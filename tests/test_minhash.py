@@ -1,5 +1,6 @@
 import random
 import sys
+from contextlib import contextmanager
 
 import datasketch
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from promptflow_dsl import AttributeValueError, CompositionError, dedup_exact, dedup_minhash, drop
+from promptflow_dsl._recipe import _minhash
 from promptflow_dsl._recipe._llm_step import error_dtype
 from promptflow_dsl._recipe._minhash import (
     LSH_WEIGHTS,
@@ -50,10 +52,12 @@ def test_shingle_hashes_are_those_of_each_shingle_wherever_it_is(texts, mode):
     st.lists(st.text(max_size=60), min_size=1, max_size=6),
     st.sampled_from([2, 16, 128]),
     st.integers(0, 2**16),
+    st.sampled_from([1, 3, 2**15]),
 )
-def test_signatures_equal_datasketch_minhash(texts, num_perm, seed):
+def test_signatures_equal_datasketch_minhash(texts, num_perm, seed, chunk):
     hashes, offsets = shingle_hashes([shingle_text(t, "char") for t in texts], "char", 5)
-    ours = signatures(hashes, offsets, permutations(num_perm, seed))
+    with chunks_of(chunk):  # texts cut by a chunk's end too
+        ours = signatures(hashes, offsets, permutations(num_perm, seed))
     for i in range(len(texts)):
         theirs = datasketch.MinHash(num_perm=num_perm, seed=seed, hashfunc=int, scheme="affine32")
         theirs.update_batch(hashes[offsets[i] : offsets[i + 1]].tolist())
@@ -65,6 +69,18 @@ def test_the_band_layout_is_the_one_datasketch_picks(threshold):
     lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=128, weights=LSH_WEIGHTS)
     assert band_layout(threshold, 128) == (lsh.b, lsh.r)
     assert LSH_WEIGHTS == (0.1, 0.9)  # false negatives cost more: candidates are checked
+
+
+@contextmanager
+def chunks_of(shingles_at_once, characters_at_once=None):
+    """Smaller work blocks than the module's, so tests cross their boundaries."""
+    saved = _minhash._SHINGLES, _minhash._CHARACTERS
+    _minhash._SHINGLES = shingles_at_once
+    _minhash._CHARACTERS = characters_at_once or saved[1]
+    try:
+        yield
+    finally:
+        _minhash._SHINGLES, _minhash._CHARACTERS = saved
 
 
 def reference(texts, *, threshold, num_perm, shingle, ngram, seed):
@@ -98,7 +114,8 @@ def test_decisions_equal_datasketch_lsh_with_exact_checks(texts, mode, threshold
     step = dedup_minhash(
         threshold=threshold, shingle=shingle, ngram=ngram, seed=seed, keep_dropped=True
     )
-    out = step.run(pl.DataFrame({"instruction": texts}, schema={"instruction": pl.String}))
+    with chunks_of(7, characters_at_once=20):
+        out = step.run(pl.DataFrame({"instruction": texts}, schema={"instruction": pl.String}))
     expected = reference(
         texts, threshold=threshold, num_perm=128, shingle=shingle, ngram=ngram, seed=seed
     )
@@ -170,6 +187,14 @@ def test_recall_on_constructed_near_duplicates_and_no_false_drops():
     assert recall >= 0.95, recall
     assert all(found[400 + i] is None for i in far)  # below the threshold: never dropped
     assert all(f is None for f in found[:400])  # the bases share about 0.05 of their shingles
+
+
+def test_a_long_text_is_hashed_in_bounded_memory():
+    long = " ".join(f"word{i}" for i in range(60_000))  # 470,000 characters
+    texts = [long, long + " and one more", "short"]
+    out = dedup_minhash(keep_dropped=True).run(pl.DataFrame({"instruction": texts}))
+    assert out["duplicate_of"].to_list() == [None, 0, None]
+    assert list(_minhash._blocks([long, "a", "b"])) == [(0, 1), (1, 3)]
 
 
 def test_word_shingles_and_what_they_make_of_punctuation():

@@ -5,7 +5,7 @@ The contract, which ``tests/test_minhash.py`` proves against ``datasketch``:
 
 - each row's signature equals ``datasketch.MinHash(num_perm, seed)`` (scheme
   ``affine32``) updated with the row's shingle hashes, computed here for a block of
-  rows at once in numpy;
+  rows at once in numpy, in bounded memory however long a text is;
 - the band layout is the one ``datasketch.MinHashLSH`` picks for the threshold, with
   false negatives weighted 9 to 1 (every candidate is checked, so a false candidate
   costs time only), and a row's candidates are the kept rows that
@@ -27,7 +27,7 @@ sets: those took about 7 KB a row here, 7 GB for a million.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,7 +47,8 @@ Shingle = Literal["char", "word"]
 LSH_WEIGHTS = (0.1, 0.9)
 """False positive and false negative weights of the band layout (datasketch's option)."""
 
-_BLOCK = 2048  # rows hashed at once: about 60 MB of work arrays for 128 permutations
+_CHARACTERS = 2**17  # text hashed at once: some 8 arrays of 8 bytes a character
+_SHINGLES = 2**15  # shingles permuted at once: 16 MB of work array for 128 permutations
 _BASE = 0x9E3779B97F4A7C15  # odd: a unit modulo 2**64, so it has an inverse
 _MIX64 = (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53)  # MurmurHash3's 64-bit finaliser
 _MIX32 = (0x85EBCA6B, 0xC2B2AE35)  # its 32-bit finaliser (datasketch's pre-mix)
@@ -164,13 +165,39 @@ def signatures(
     hashes: np.ndarray, offsets: np.ndarray, perms: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
     """Each text's MinHash signature (texts x permutations, uint32), as datasketch computes
-    it: the minimum over the text's shingles of ``a * fmix32(h) + b`` modulo 2**32."""
+    it: the minimum over the text's shingles of ``a * fmix32(h) + b`` modulo 2**32.
+
+    Shingles are permuted :data:`_SHINGLES` at a time, so a long text needs no more memory
+    than a short one: a text cut by a chunk's end takes the minimum of its two parts.
+    """
     import numpy as np
 
     a, b = perms
-    permuted = a[:, None] * _fmix(hashes, 32)[None, :]  # permutations x shingles
-    permuted += b[:, None]
-    return np.minimum.reduceat(permuted, offsets[:-1], axis=1).T  # reduced along rows: fast
+    mixed = _fmix(hashes, 32)
+    out = np.full((len(offsets) - 1, len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
+    for start in range(0, len(mixed), _SHINGLES):
+        end = min(start + _SHINGLES, len(mixed))
+        first = int(np.searchsorted(offsets, start, side="right")) - 1
+        last = int(np.searchsorted(offsets, end, side="left"))  # texts first..last-1 meet it
+        permuted = a[:, None] * mixed[None, start:end]  # permutations x shingles
+        permuted += b[:, None]
+        cuts = np.maximum(offsets[first:last], start) - start
+        part = np.minimum.reduceat(permuted, cuts, axis=1).T  # reduced along rows: fast
+        np.minimum(out[first:last], part, out=out[first:last])
+    return out
+
+
+def _blocks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive texts of about :data:`_CHARACTERS` in all (one at least)."""
+    import numpy as np
+
+    ends = np.cumsum(np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts)))
+    start = 0
+    while start < len(texts):
+        before = int(ends[start - 1]) if start else 0
+        end = int(np.searchsorted(ends, before + _CHARACTERS, side="right"))
+        yield start, max(end, start + 1)
+        start = max(end, start + 1)
 
 
 def band_keys(texts: Sequence[str], step: DedupMinHash) -> np.ndarray:
@@ -180,8 +207,8 @@ def band_keys(texts: Sequence[str], step: DedupMinHash) -> np.ndarray:
     bands, rows = band_layout(step.threshold, step.num_perm)
     perms = permutations(step.num_perm, step.seed)
     keys = np.empty((len(texts), bands), dtype=np.uint64)
-    for start in range(0, len(texts), _BLOCK):
-        block = texts[start : start + _BLOCK]
+    for start, end in _blocks(texts):
+        block = texts[start:end]
         hashes, offsets = shingle_hashes(block, step.shingle, step.ngram)
         signature = signatures(hashes, offsets, perms)[:, : bands * rows].astype(np.uint64)
         folded = np.zeros((len(block), bands), dtype=np.uint64)
