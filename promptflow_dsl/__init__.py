@@ -47,6 +47,7 @@ from ._errors import (  # noqa: E402
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
+from ._recipe._dedup_exact import dedup_exact  # noqa: E402
 from ._recipe._embed import embed  # noqa: E402
 from ._recipe._export import to_training_format  # noqa: E402
 from ._recipe._frame_steps import (  # noqa: E402
@@ -64,9 +65,11 @@ from ._recipe._frame_steps import (  # noqa: E402
 )
 from ._recipe._llm_step import TechniqueStep  # noqa: E402
 from ._recipe._loop import extend, repeat_until  # noqa: E402
+from ._recipe._minhash import dedup_minhash  # noqa: E402
 from ._recipe._preference import preference_pairs  # noqa: E402
 from ._recipe._recipe import Recipe, RunOptions, RunResult, RunSummary  # noqa: E402
 from ._recipe._sampling import sample_bootstrap_prompts  # noqa: E402
+from ._recipe._select import select_top_k  # noqa: E402
 from ._recipe._semantic import dedup_semantic, select_diverse  # noqa: E402
 from ._recipe._step import Contract, FrameStep, Step  # noqa: E402
 from ._technique import Technique, technique  # noqa: E402
@@ -160,6 +163,8 @@ __all__ = [
     "complexity_score",
     "conversation",
     "dataset_instruction_response",
+    "dedup_exact",
+    "dedup_minhash",
     "dedup_rouge_l",
     "dedup_semantic",
     "drop",
@@ -184,6 +189,7 @@ __all__ = [
     "sample_bootstrap_prompts",
     "select",
     "select_diverse",
+    "select_top_k",
     "self_instruct",
     "technique",
     "text_generation",
