@@ -9,7 +9,7 @@
   for in the same turn of the event loop share requests, so rows that stream through a
   recipe one at a time are batched too;
 - each request holds one of the run's call slots and goes through the engine's
-  ``_Attempts.send``: the budget is checked and the attempt counted before it is sent, the
+  ``Attempts.send``: the budget is checked and the attempt counted before it is sent, the
   model's rate limiter is held, and transient failures (429 with ``Retry-After``, 5xx,
   timeouts) are retried;
 - what a request used is shared among its texts: tokens and dollars in proportion to
@@ -44,7 +44,7 @@ from .._errors import ModelSettingError, PromptflowError
 from .._model import Model
 from .._vectors import DEFAULT_DIMENSIONS, hashed_embedding
 from ._cache import CachedReply
-from ._interpreter import _Attempts
+from ._interpreter import Attempts
 from ._limits import estimate_tokens
 from ._offline import OFFLINE_MODEL_NAME
 from ._session import RUN_STOPPERS, RowError, RowFailure, Session
@@ -238,7 +238,7 @@ class _Batcher:
         model = batching.model
         started = time.perf_counter()
         chars = sum(len(text) for text in texts)
-        attempts = _Attempts(
+        attempts = Attempts(
             estimate_tokens(chars, 1),
             model,
             session.retry,

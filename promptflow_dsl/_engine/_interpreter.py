@@ -27,7 +27,7 @@ from ._limits import ModelLimiter, Throttle, estimate_tokens, limiter_for
 from ._offline import call_offline
 from ._types import Completion, Measure, Measured, Reply, Usage
 
-__all__ = ["RetryPolicy", "interpret"]
+__all__ = ["Attempts", "RetryPolicy", "interpret"]
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
@@ -64,7 +64,7 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-class _Attempts:
+class Attempts:
     """Every HTTP attempt of one call: budget, limits, transient retries and what it used.
 
     The provider layer hands each request to :meth:`send`, validation re-asks included,
@@ -215,7 +215,7 @@ async def interpret(
             return completion
     max_tokens = model.max_tokens or program.params.get("max_tokens")
     estimate = estimate_tokens(len(program.text()), max_tokens)
-    attempts = _Attempts(estimate, model, retry, account, on_wait or _ignore_wait)
+    attempts = Attempts(estimate, model, retry, account, on_wait or _ignore_wait)
     try:
         if model.is_offline:
             reply = await attempts.send(_offline(program, model, sample), _measure_reply)
