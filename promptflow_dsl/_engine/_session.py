@@ -42,7 +42,6 @@ from ._driver import Started, add_usage, drive, start
 from ._executor import run_bounded
 from ._interpreter import DEFAULT_RETRY, RetryPolicy, interpret
 from ._progress import ProgressDisplay
-from ._slots import RankedSlots
 from ._types import Completion, Usage
 
 __all__ = [
@@ -127,9 +126,7 @@ class Session:
     stopped_because: str | None = None  # why the run stopped issuing rounds (set by loops)
     _next_sample: Counter[str] = field(default_factory=Counter)
     _taken: defaultdict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    _run_slots: RankedSlots | None = None
-    _step_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    _ranks: dict[str, int] = field(default_factory=dict)
+    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _recent: deque[ProviderError | None] = field(
         default_factory=lambda: deque(maxlen=2 * EARLY_STOP_WINDOW)
     )
@@ -315,18 +312,18 @@ class Session:
     async def call_slot(self, step: str, step_limit: int | None) -> AsyncIterator[None]:
         """Hold one of the run's slots for a row's calls (and one of *step*'s, if capped).
 
-        Every step and chunk in flight shares the run's ``max_concurrency``. A step that
-        first called earlier in the run waits ahead of later ones (see ``RankedSlots``).
+        Every step and chunk in flight shares the run's ``max_concurrency``.
         """
-        rank = self._ranks.setdefault(step, len(self._ranks))
-        if self._run_slots is None:
-            self._run_slots = RankedSlots(self.max_concurrency)
         async with contextlib.AsyncExitStack() as stack:
             if step_limit is not None and step_limit < self.max_concurrency:
-                step_slots = self._step_slots.setdefault(step, asyncio.Semaphore(step_limit))
-                await stack.enter_async_context(step_slots)
-            await stack.enter_async_context(self._run_slots.hold(rank))
+                await stack.enter_async_context(self._slot(f"step:{step}", step_limit))
+            await stack.enter_async_context(self._slot("run", self.max_concurrency))
             yield
+
+    def _slot(self, name: str, size: int) -> asyncio.Semaphore:
+        if name not in self._slots:
+            self._slots[name] = asyncio.Semaphore(size)
+        return self._slots[name]
 
     def check_early_stop(self, error: PromptflowError | None) -> None:
         """Count a row's outcome; stop the run once nearly all of the latest failed at the
