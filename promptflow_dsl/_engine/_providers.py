@@ -237,27 +237,26 @@ def _takes_response_format(model_name: str) -> bool:
     return supported is None or "response_format" in supported
 
 
-_completion_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
+_openai_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _completion_client(model: Model) -> Any | None:
-    """One OpenAI client per server (and event loop) for raw completions: LiteLLM makes a
-    new one, with a new HTTP session it never closes, for every such call."""
+def _openai_client(model: Model, providers: tuple[str, ...], kind: type) -> Any | None:
+    """One *kind* of OpenAI client per server, key and event loop, for a model whose wire
+    provider is one of *providers* (else None: LiteLLM makes its own)."""
     name, api_base, api_key = on_the_wire(model)
-    if provider_of(name) not in ("openai", "text-completion-openai"):
+    if provider_of(name) not in providers:
         return None
     api_key = api_key or os.environ.get("OPENAI_API_KEY")
     if not api_key:
         return None  # LiteLLM's own error names the missing key
     from litellm.llms.openai.common_utils import BaseOpenAILLM
-    from openai import AsyncOpenAI
 
-    clients = _completion_clients.setdefault(asyncio.get_running_loop(), {})
-    key = (api_base, api_key, model.timeout)
+    clients = _openai_clients.setdefault(asyncio.get_running_loop(), {})
+    key = (kind, api_base, api_key, model.timeout)
     if key not in clients:
-        clients[key] = AsyncOpenAI(
+        clients[key] = kind(
             api_key=api_key,
             base_url=api_base,
             http_client=BaseOpenAILLM._get_async_http_client(),
@@ -267,13 +266,21 @@ def _completion_client(model: Model) -> Any | None:
     return clients[key]
 
 
-async def _close_completion_clients() -> None:
-    for clients in list(_completion_clients.values()):
+def _completion_client(model: Model) -> Any | None:
+    """The client for raw completions: LiteLLM makes a new one, with a new HTTP session it
+    never closes, for every such call."""
+    from openai import AsyncOpenAI
+
+    return _openai_client(model, ("openai", "text-completion-openai"), AsyncOpenAI)
+
+
+async def _close_openai_clients() -> None:
+    for clients in list(_openai_clients.values()):
         for client in clients.values():
             await client.close()
 
 
-at_exit(_close_completion_clients)
+at_exit(_close_openai_clients)
 
 
 @functools.cache
@@ -667,36 +674,14 @@ def _embedding_usage(response: Any, request: dict[str, Any]) -> Measured:
     return Measured(tokens, 0, float(cost) if cost is not None else None, estimated=estimated)
 
 
-_embedding_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _embedding_client(model: Model) -> Any | None:
     """An OpenAI client that never retries, for ``openai/`` embedding models.
 
     LiteLLM hands its OpenAI embedding client ``max_retries or 2``, so ``max_retries=0``
     becomes two retries that the engine would neither see nor count; this client ignores
-    the setting. One per server, key and event loop, as for raw completions.
+    the setting.
     """
-    name, api_base, api_key = on_the_wire(model)
-    if provider_of(name) != "openai":
-        return None
-    api_key = api_key or os.environ.get("OPENAI_API_KEY")
-    if not api_key:
-        return None  # LiteLLM's own error names the missing key
-    from litellm.llms.openai.common_utils import BaseOpenAILLM
-
-    clients = _embedding_clients.setdefault(asyncio.get_running_loop(), {})
-    key = (api_base, api_key, model.timeout)
-    if key not in clients:
-        clients[key] = _never_retrying_client_type()(
-            api_key=api_key,
-            base_url=api_base,
-            http_client=BaseOpenAILLM._get_async_http_client(),
-            timeout=model.timeout,
-        )
-    return clients[key]
+    return _openai_client(model, ("openai",), _never_retrying_client_type())
 
 
 @functools.cache
@@ -711,12 +696,3 @@ def _never_retrying_client_type() -> type:
         pass
 
     return type("NeverRetryingOpenAI", (AsyncOpenAI,), {"max_retries": property(get, set_)})
-
-
-async def _close_embedding_clients() -> None:
-    for clients in list(_embedding_clients.values()):
-        for client in clients.values():
-            await client.close()
-
-
-at_exit(_close_embedding_clients)
