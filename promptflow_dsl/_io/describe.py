@@ -14,16 +14,14 @@ from .._recipe._llm_step import TechniqueStep
 from .._recipe._overwrites import overwrite_warnings
 from .._recipe._recipe import Recipe
 from .._recipe._step import BOOKKEEPING_COLUMNS, Step
-from .._schema import polars_schema
 
 __all__ = ["describe_recipe"]
 
 
 def _types(step: Step) -> dict[str, str]:
     if isinstance(step, TechniqueStep):
-        schema = polars_schema(step.technique.result_type)
         bookkeeping = {name: dtype for name, (dtype, _) in BOOKKEEPING_COLUMNS.items()}
-        return {**{k: str(v) for k, v in schema.items()}, **bookkeeping}
+        return {**{k: str(v) for k, v in step.output_schema().items()}, **bookkeeping}
     return {}
 
 

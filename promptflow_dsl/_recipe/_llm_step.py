@@ -127,6 +127,19 @@ class TechniqueStep(Step):
             adds=(*self._outputs().values(), *index, *_TRAILING),
         )
 
+    def output_schema(self) -> dict[str, pl.DataType]:
+        """The dtype of each column this step writes besides the bookkeeping ones."""
+        import polars as pl
+
+        schema = polars_schema(self.technique.result_type)
+        columns: dict[str, pl.DataType] = {
+            column: pl.List(schema[name]) if column != name else schema[name]
+            for name, column in self._outputs().items()
+        }
+        if self.explode_generations:
+            columns[GENERATION_INDEX] = pl.Int64()
+        return columns
+
     def _outputs(self) -> dict[str, str]:
         """Each result field's column: its own name, or its plural for a list of samples."""
         fields = self.technique.output_columns(self.attributes)
@@ -218,13 +231,9 @@ class TechniqueStep(Step):
         done = [o if isinstance(o, Completion) else None for o in outcomes]
         results = [_dumped(c.result) if c else None for c in done]
         spent = [o.usage if isinstance(o, (Completion, RowFailure)) else None for o in outcomes]
-        schema = polars_schema(self.technique.result_type)
+        dtypes = self.output_schema()
         series = [
-            pl.Series(
-                column,
-                [r[name] if r else None for r in results],
-                dtype=pl.List(schema[name]) if column != name else schema[name],
-            )
+            pl.Series(column, [r[name] if r else None for r in results], dtype=dtypes[column])
             for name, column in self._outputs().items()
         ]
         usage = [vars(u) if u else None for u in spent]

@@ -72,3 +72,14 @@ def test_generations_compose_with_the_steps_before_and_after():
 def test_a_bad_num_generations_is_refused_when_the_step_is_built(bad):
     with pytest.raises(AttributeValueError, match="num_generations"):
         text_generation.step(num_generations=bad)
+
+
+def test_show_types_the_columns_of_samples():
+    from promptflow_dsl._io.describe import describe_recipe
+
+    listed = describe_recipe(text_generation.step(num_generations=2) >> explode("generations"))
+    exploded = describe_recipe(
+        (text_generation.step(num_generations=2, explode_generations=True)).then(explode("notes"))
+    )
+    assert "writes:  generations: List(String)" in listed
+    assert "generation: String, generation_index: Int64" in exploded
