@@ -101,7 +101,7 @@ def test_dedup_properties(drawn, threshold, keep):
 def test_dedup_without_dropping_marks_the_same_rows(drawn, threshold):
     frame = frame_of(drawn)
     dropped = set(frame["id"]) - set(dedup_semantic(threshold=threshold).run(frame)["id"])
-    marked = dedup_semantic(threshold=threshold, drop=False).run(frame)
+    marked = dedup_semantic(threshold=threshold, keep_dropped=True).run(frame)
     assert marked.height == frame.height
     duplicates = marked.filter(pl.col("duplicate_of").is_not_null())
     assert set(duplicates["id"]) == dropped

@@ -99,14 +99,14 @@ class DedupSemantic(FrameStep):
     column: str
     threshold: float
     keep: str
-    drop: bool
+    keep_dropped: bool
     name: str = "dedup_semantic"
     row_wise = False  # each row is judged against the rows kept before it
 
     @property
     def contract(self) -> Contract:
         needs = {self.column} | ({self.keep} if self.keep != FIRST else set())
-        adds = ("duplicates",) if self.drop else ("duplicate_of", "duplicate_similarity")
+        adds = ("duplicate_of", "duplicate_similarity") if self.keep_dropped else ("duplicates",)
         return Contract(needs=frozenset(needs), adds=adds)
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -117,7 +117,7 @@ class DedupSemantic(FrameStep):
         order = _by_score(frame, rows, score) if score else list(range(len(rows)))
         cover = greedy_cover(_matrix(frame, self.name, self.column, rows), order, self.threshold)
         skipped = {rows[i]: (rows[kept], sim) for i, (kept, sim) in cover.skipped.items()}
-        if not self.drop:
+        if self.keep_dropped:
             return frame.with_columns(
                 pl.Series(
                     "duplicate_of",
@@ -145,7 +145,7 @@ def dedup_semantic(
     *,
     threshold: float = 0.95,
     keep: str = FIRST,
-    drop: bool = True,
+    keep_dropped: bool = False,
 ) -> DedupSemantic:
     """Drop the rows whose embedding (*column*) has a cosine similarity above *threshold*
     to a row kept before them.
@@ -153,13 +153,13 @@ def dedup_semantic(
     ``keep="first"`` keeps the first occurrence; ``keep=COLUMN`` walks the rows by that
     score, highest first, so each group keeps its best row. Kept rows get ``duplicates``:
     the dropped rows they stood for, each as its position in the step's input (0-based)
-    and its similarity, in input order. With ``drop=False`` no row is dropped; instead
+    and its similarity, in input order. With ``keep_dropped=True`` no row is dropped; instead
     ``duplicate_of`` names the position of the kept row each duplicate is most similar
     to, and ``duplicate_similarity`` that similarity. Failed rows and rows with a null
     embedding (or score) are never dropped and have null records.
     """
     _check_threshold("dedup_semantic", threshold)
-    return DedupSemantic(column, threshold, keep, drop)
+    return DedupSemantic(column, threshold, keep, keep_dropped)
 
 
 @dataclass(frozen=True, repr=False)
