@@ -42,6 +42,7 @@ from typing import Any
 
 from .._errors import ModelSettingError, PromptflowError
 from .._model import Model
+from .._schema import canonical_json
 from .._vectors import DEFAULT_DIMENSIONS, hashed_embedding
 from ._cache import CachedReply
 from ._interpreter import Attempts
@@ -74,8 +75,7 @@ def embedding_key(text: str, model: Model, dimensions: int | None = None) -> str
         "dimensions": dimensions,
         "input": text,
     }
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(request).encode()).hexdigest()
 
 
 async def embed_texts(
