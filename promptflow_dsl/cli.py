@@ -140,6 +140,13 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=None,
     help="Progress bars (default: on when stderr is a terminal).",
 )
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Send the calls through the providers' batch APIs (openai/ and anthropic/ models): "
+    "half the price, answers within 24 hours. A run stopped while batches run collects "
+    "them when started again.",
+)
 @click.pass_context
 def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) -> None:  # noqa: FBT001
     """Run RECIPE_FILE over the input rows and write the output.
@@ -428,6 +435,26 @@ def serve(provider: str, port: int, latency: float, seed: int, **rates: float) -
         click.echo(f"stopped after {server.stats.requests} requests")
     finally:
         server.stop()
+
+
+@main.command()
+@click.argument("output", required=False)
+@click.option("--cancel", is_flag=True, help="Ask the provider to stop each running batch.")
+def batches(output: str | None, cancel: bool) -> None:  # noqa: FBT001
+    """List the provider batches that runs of OUTPUT submitted and that are not collected.
+
+    Without OUTPUT, the batches of runs from Python (noted beside the reply cache). Run the
+    same command again to collect them; --cancel stops them (answers made are kept).
+    """
+    from ._errors import PromptflowError
+    from ._io.batches import batch_report, ledger_path
+
+    try:
+        for line in batch_report(ledger_path(output), cancel=cancel):
+            click.echo(line)
+    except PromptflowError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.group()

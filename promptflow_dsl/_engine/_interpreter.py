@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -26,6 +26,9 @@ from ._cache import CachedReply, ReplyCache, cache_key
 from ._limits import ModelLimiter, Throttle, estimate_tokens, limiter_for
 from ._offline import call_offline
 from ._types import Completion, Measure, Measured, Reply, Usage
+
+if TYPE_CHECKING:
+    from ._batch import BatchClients
 
 __all__ = ["Attempts", "RetryPolicy", "interpret"]
 
@@ -78,8 +81,11 @@ class Attempts:
         retry: RetryPolicy,
         account: Account,
         on_wait: WaitNote,
+        *,
+        batched: bool = False,
     ) -> None:
         self.model, self.retry, self.account, self.on_wait = model, retry, account, on_wait
+        self.batched = batched  # a batch has no per-minute limits: no limiter slot
         self.estimate = estimate  # tokens an attempt reserves of the model's tpm
         self.count = 0
         self.estimated = False
@@ -90,7 +96,8 @@ class Attempts:
     async def send(self, request: Callable[[], Awaitable[T]], measure: Measure[T]) -> T:
         """Send one request, retrying transient failures; count every attempt."""
         model = self.model
-        limiter = limiter_for(model.name, model.api_base, model.rpm, model.tpm)
+        rpm, tpm = (None, None) if self.batched else (model.rpm, model.tpm)
+        limiter = limiter_for(model.name, model.api_base, rpm, tpm)
         tries = 0
         while True:
             tries += 1
@@ -188,6 +195,7 @@ async def interpret(
     retry: RetryPolicy = DEFAULT_RETRY,
     account: Account | None = None,
     on_wait: WaitNote | None = None,
+    batch: BatchClients | None = None,
 ) -> Completion[R]:
     """Send *program* to *model* and return the validated result with its usage.
 
@@ -197,12 +205,13 @@ async def interpret(
     validation re-asks included) is checked against and counted in *account*. A failure
     carries what its attempts used as ``exc.usage``. *on_wait(model, until)* hears when a
     model waits out a rate limit (until a monotonic time; None when it may go again).
+    With *batch*, the requests go to the provider's batch API, named by the cache key.
     """
     started = time.perf_counter()
     account = account if account is not None else Account()
     if model.is_offline:
         cache = None  # fabricating is cheaper than a lookup
-    if cache is not None and key is None:
+    if (cache is not None or batch is not None) and key is None:
         key = cache_key(program, model, sample)
     hit = cache.get(key) if cache is not None and key is not None else None
     if hit is not None:
@@ -215,14 +224,18 @@ async def interpret(
             return completion
     max_tokens = model.max_tokens or program.params.get("max_tokens")
     estimate = estimate_tokens(len(program.text()), max_tokens)
-    attempts = Attempts(estimate, model, retry, account, on_wait or _ignore_wait)
+    batched = batch is not None and not model.is_offline
+    attempts = Attempts(estimate, model, retry, account, on_wait or _ignore_wait, batched=batched)
     try:
         if model.is_offline:
             reply = await attempts.send(_offline(program, model, sample), _measure_reply)
         else:
             from ._providers import call_provider  # LiteLLM is imported on the first real call
 
-            reply = await call_provider(program, model, attempts.send)
+            batching = batch if batched else None
+            reply = await call_provider(
+                program, model, attempts.send, batch=batching, key=key or ""
+            )
     except PromptflowError as exc:
         exc.attempts = attempts.count
         exc.usage = attempts.usage(started)

@@ -115,6 +115,8 @@ class ProgressDisplay:
         self._started = self._shown = time.monotonic()  # a short run prints nothing
         self._said = False
         self._waiting: str | None = None
+        self._batches: dict[str, str] = {}  # a provider batch's id: its counts and age
+        self._batch_tasks: dict[str, Any] = {}
         self._told_waiting = False  # the last line already said a model was waiting
         self._notebook = _NotebookLine() if in_notebook else None
         self._progress: Any = None
@@ -142,6 +144,23 @@ class ProgressDisplay:
         self._waiting = f"{model} is rate limited: waiting until {clock}"
         self._show(force=not self._told_waiting)  # once, not a line per retry in a storm
 
+    def batch(self, batch_id: str, summary: str | None) -> None:
+        """Show a provider batch's counts and age (None: it ended and was collected)."""
+        if summary is None:
+            self._batches.pop(batch_id, None)
+            task = self._batch_tasks.pop(batch_id, None)
+            if task is not None and self._progress is not None:
+                self._progress.remove_task(task)
+            return
+        self._batches[batch_id] = summary
+        if self._progress is None:
+            self._show()
+        elif batch_id in self._batch_tasks:
+            self._progress.update(self._batch_tasks[batch_id], stats=summary)
+        else:
+            task = self._progress.add_task(f"batch {batch_id}", total=None, stats=summary)
+            self._batch_tasks[batch_id] = task
+
     def add_task(self, name: str) -> Any:
         return self._progress.add_task(name, total=0, stats="") if self._progress else None
 
@@ -160,6 +179,7 @@ class ProgressDisplay:
             tail.append(f"about {left:.0f} s left")
         if self._waiting:
             tail.append(self._waiting)
+        parts += [f"batch {name}: {summary}" for name, summary in self._batches.items()]
         return "progress: " + "; ".join(parts) + "; " + ", ".join(tail)
 
     def _time_left(self) -> float | None:

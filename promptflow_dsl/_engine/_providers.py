@@ -37,6 +37,7 @@ from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from .._sized import as_plain  # noqa: E402
+from ._batch import BatchClients, batch_key  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
     RAW_PROMPT,
@@ -70,7 +71,13 @@ for _name in ("instructor", "LiteLLM", "httpx"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
     logging.getLogger(_name).propagate = False
 
-__all__ = ["call_provider", "check_model", "embed_batch"]
+__all__ = [
+    "batch_price",
+    "call_provider",
+    "check_batchable",
+    "check_model",
+    "embed_batch",
+]
 
 _INSTRUCTOR_MODES = {
     "tools": instructor.Mode.TOOLS,
@@ -124,17 +131,28 @@ def on_the_wire(model: Model) -> tuple[str, str | None, str | None]:
 
 @dataclass(frozen=True)
 class _Route:
-    """Where this task's requests go: the engine's send, and the model (for error hints)."""
+    """Where this task's requests go: the engine's send, the model (for error hints), and in
+    batch mode the clients that hand LiteLLM's requests to batches."""
 
     send: Send
     model: Model
+    batch: BatchClients | None = None
 
 
 _route: ContextVar[_Route] = ContextVar("promptflow_route")
 
 
 async def _attempt(route: _Route, request: Callable[..., Awaitable[Any]], kwargs: Any) -> Any:
-    """One HTTP request through the engine's send: LiteLLM's errors become ProviderErrors."""
+    """One HTTP request through the engine's send: LiteLLM's errors become ProviderErrors.
+
+    In batch mode LiteLLM is given a client whose requests go to a batch, and the reply is
+    priced at the provider's batch price.
+    """
+    measure = _usage
+    if route.batch is not None:
+        provider = provider_of(kwargs["model"])
+        client = route.batch.for_call(provider, kwargs.get("api_base"), kwargs.get("api_key"))
+        kwargs, measure = {**kwargs, "client": client}, _batch_usage
 
     async def once() -> Any:
         try:
@@ -142,7 +160,7 @@ async def _attempt(route: _Route, request: Callable[..., Awaitable[Any]], kwargs
         except Exception as exc:
             raise _provider_error(exc, route.model, kwargs) from exc
 
-    return await route.send(once, lambda response: _usage(response, kwargs))
+    return await route.send(once, lambda response: measure(response, kwargs))
 
 
 async def _chat(**kwargs: Any) -> Any:
@@ -304,13 +322,24 @@ def _response_model(result_type: type[BaseModel]) -> type[BaseModel]:
     return _RESPONSE_MODELS[result_type]
 
 
-async def call_provider(program: PromptProgram[Any], model: Model, send: Send) -> Reply:
+async def call_provider(
+    program: PromptProgram[Any],
+    model: Model,
+    send: Send,
+    *,
+    batch: BatchClients | None = None,
+    key: str = "",
+) -> Reply:
     """Send the program to the model and decode the reply (validation re-asks included).
 
-    Each HTTP request goes through *send*, which owns the budget, limits and retries.
+    Each HTTP request goes through *send*, which owns the budget, limits and retries. With
+    *batch*, the requests go to provider batches, named after the call's cache *key*.
     """
     check_model(model)
-    route = _Route(send, model)
+    if batch is not None:
+        check_batchable(model)
+        batch_key.set(key)
+    route = _Route(send, model, batch)
     token = _route.set(route)
     mode = pick_mode(program, model)
     try:
@@ -442,6 +471,52 @@ def _estimate_usage(
 def _first_choice(response: Any) -> Any:
     choices = getattr(response, "choices", None) or [None]
     return choices[0]
+
+
+BATCH_DISCOUNT = 0.5
+"""The price of a batch request against the same request online, where LiteLLM's price map
+has no batch price (OpenAI and Anthropic both document half)."""
+BATCH_PROVIDERS = ("openai", "anthropic")
+
+
+def check_batchable(model: Model) -> None:
+    """Refuse batch mode for a provider without a batch API we cover, before any call."""
+    provider = provider_of(on_the_wire(model)[0])
+    if provider not in BATCH_PROVIDERS:
+        message = (
+            f"{model.name}: batch mode covers openai/ and anthropic/ models (their batch "
+            f"APIs), not {provider}/; run this model online"
+        )
+        raise ModelSettingError(message)
+
+
+def batch_price(model: str, tokens_in: int, tokens_out: int) -> float | None:
+    """Dollars for a batch request: LiteLLM's batch price for *model*, else half its price.
+
+    >>> batch_price("gpt-4o-mini", 1_000_000, 0)
+    0.075
+    """
+    info: dict[str, Any]
+    try:
+        info = dict(litellm.get_model_info(model))
+    except Exception:  # not in the price map
+        info = {}
+    per_in, per_out = (
+        info.get("input_cost_per_token_batches"),
+        info.get("output_cost_per_token_batches"),
+    )
+    if per_in is not None and per_out is not None:
+        return float(tokens_in * per_in + tokens_out * per_out)
+    online = _price(model, tokens_in, tokens_out)
+    return None if online is None else online * BATCH_DISCOUNT
+
+
+def _batch_usage(response: Any, request: dict[str, Any]) -> Measured:
+    used = _usage(response, request)
+    if used.input_tokens is None or used.output_tokens is None:
+        return used
+    price = batch_price(request.get("model", ""), used.input_tokens, used.output_tokens)
+    return Measured(used.input_tokens, used.output_tokens, price, estimated=used.estimated)
 
 
 def _price(model: str, tokens_in: int, tokens_out: int) -> float | None:

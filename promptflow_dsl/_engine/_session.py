@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from .._errors import (
@@ -36,6 +38,7 @@ from .._errors import (
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from ._account import Account
+from ._batch import BatchClients, Batcher, BatchLedger, BatchOptions, SubmittedBatch
 from ._cache import ReplyCache, cache_key
 from ._driver import Sequence as Calls
 from ._driver import Started, add_usage, drive, start
@@ -53,6 +56,8 @@ __all__ = [
     "Session",
 ]
 
+_log = logging.getLogger("promptflow_dsl")
+
 _LEDGER: contextvars.ContextVar[list[tuple[str, int]] | None] = contextvars.ContextVar(
     "promptflow_numbering_ledger", default=None
 )
@@ -64,6 +69,9 @@ failed at the provider."""
 
 RUN_STOPPERS = (RunAbortedError, StorageError, ModelSettingError)
 """Errors that end a run, not a row."""
+
+BATCH_ROWS_IN_FLIGHT = 50_000
+"""Rows a stream lets in at once in batch mode: one OpenAI batch's worth."""
 
 _OFFLINE = Model(OFFLINE_MODEL)
 _REPEAT_STRIDE = 1_000_003  # sample indices of repeats within a row never meet other rows'
@@ -123,6 +131,9 @@ class Session:
     account: Account = field(default_factory=Account)
     display: ProgressDisplay = field(default_factory=lambda: ProgressDisplay(enabled=False))
     rehearsal: Rehearsal | None = None  # a dry run: record the calls, answer them offline
+    batch: bool = False  # every model's calls go through its provider's batch API
+    batch_options: BatchOptions = field(default_factory=BatchOptions)
+    batch_ledger: Path | None = None  # where batches are noted (None: beside the cache)
     stopped_because: str | None = None  # why the run stopped issuing rounds (set by loops)
     _next_sample: Counter[str] = field(default_factory=Counter)
     _taken: defaultdict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -130,6 +141,7 @@ class Session:
     _recent: deque[ProviderError | None] = field(
         default_factory=lambda: deque(maxlen=2 * EARLY_STOP_WINDOW)
     )
+    _batches: BatchClients | None = None
 
     @property
     def totals(self) -> dict[str, float]:
@@ -176,6 +188,8 @@ class Session:
             bar.advance(failed=isinstance(outcome, RowFailure), usage=usage)
 
         in_flight = min(self.max_concurrency, limit or self.max_concurrency)
+        if self.batches(chosen):  # rows wait for batches, not for slots: let them all in
+            in_flight = max(1, len(rows))
         return await run_bounded(range(len(rows)), one, limit=in_flight, on_result=tick)
 
     async def _row(  # noqa: PLR0913 - one row's whole context
@@ -201,7 +215,9 @@ class Session:
             return completions[-1]
 
         try:
-            async with self.call_slot(step, limit):
+            batched = self.batches(model) is not None  # a batch's rows need no slot
+            slot = contextlib.nullcontext() if batched else self.call_slot(step, limit)
+            async with slot:
                 result = await drive(row, call)
         except PromptflowError as exc:
             if self.on_error == "raise" or isinstance(exc, RUN_STOPPERS):
@@ -237,7 +253,51 @@ class Session:
             retry=self.retry,
             account=self.account,
             on_wait=self.display.waiting,
+            batch=self.batches(model),
         )
+
+    def rows_in_flight(self, *, batched_step: bool = False) -> int:
+        """How many rows a stream lets in at once: twice the call slots, or in batch mode as
+        many as a batch holds (rows wait for batches, not for slots)."""
+        default_batched = self.model is not None and self.model.batch
+        if self.batch or default_batched or batched_step:
+            return BATCH_ROWS_IN_FLIGHT
+        return 2 * self.max_concurrency
+
+    def batches(self, model: Model) -> BatchClients | None:
+        """The batch clients for *model*'s calls in batch mode (None: it runs online)."""
+        if not (self.batch or model.batch) or model.is_offline or self.rehearsal is not None:
+            return None
+        if self._batches is None:
+            where = self.batch_ledger
+            if where is None and self.cache is not None:
+                where = self.cache.path.with_suffix(".batches.sqlite")  # beside the cache
+            if where is None:
+                _log.warning(
+                    "batch mode without a cache: a run that is stopped cannot find its "
+                    "batches again (they would be submitted anew)"
+                )
+            ledger = BatchLedger(where) if where is not None else None
+            batcher = Batcher(ledger, self.batch_options, self.display.batch)
+            self._batches = BatchClients(batcher)
+        return self._batches
+
+    @property
+    def running_batches(self) -> list[SubmittedBatch]:
+        """Batches this run submitted (or found) that have not been collected."""
+        return self._batches.batcher.running if self._batches else []
+
+    async def aclose(self) -> list[SubmittedBatch]:
+        """Stop watching batches (they keep running at the provider); returns those that
+        were not collected, so the caller can say how to collect them."""
+        if self._batches is None:
+            return []
+        running = self.running_batches
+        await self._batches.batcher.aclose()
+        if self._batches.batcher.ledger is not None:
+            self._batches.batcher.ledger.close()
+        self._batches = None
+        return running
 
     def _start(self, step: str, row: Calls | RowFailure | None) -> Started | RowFailure | None:
         """The row's sequence advanced to its first program, or the row's failure to build

@@ -5,7 +5,8 @@ later steps see realistic rows; each program a step would send is recorded. Inpu
 tokens are counted with LiteLLM's token counter for the step's model. Output tokens are
 estimated as the call's ``max_tokens`` when it sets one, else 256 per call (a documented
 rule of thumb). Both are scaled from the sample to the whole input, and priced with
-LiteLLM's price map (unknown where the model has no price).
+LiteLLM's price map (unknown where the model has no price). In batch mode a call is
+priced at the provider's batch price (LiteLLM's, else half the online price).
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ class StepEstimate:
     output_tokens: float
     cost_usd: float | None
     example: str
+    batched: bool = False
 
 
-def estimate(rehearsal: Rehearsal, scale: float) -> list[StepEstimate]:
-    """Scale the rehearsed calls of a sample (``scale`` = all rows / sample rows)."""
+def estimate(rehearsal: Rehearsal, scale: float, *, batch: bool = False) -> list[StepEstimate]:
+    """Scale the rehearsed calls of a sample (``scale`` = all rows / sample rows).
+
+    With *batch* (or a model with ``batch=True``), calls are priced at the batch price.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+
+    from .._engine._providers import batch_price
 
     estimates = []
     for step, calls in rehearsal.calls.items():
@@ -51,14 +58,19 @@ def estimate(rehearsal: Rehearsal, scale: float) -> list[StepEstimate]:
                 tokens_in += litellm.token_counter(model=model.name, messages=rendered)
             limit = model.max_tokens or program.params.get("max_tokens")
             tokens_out += limit or OUTPUT_TOKENS_PER_CALL
-        try:
-            prompt_cost, completion_cost = litellm.cost_per_token(
-                model=model.name, prompt_tokens=round(tokens_in * scale),
-                completion_tokens=round(tokens_out * scale),
-            )  # fmt: skip
-            cost: float | None = prompt_cost + completion_cost
-        except Exception:  # a model missing from the price map
-            cost = None
+        batched = batch or model.batch
+        cost: float | None
+        if batched:
+            cost = batch_price(model.name, round(tokens_in * scale), round(tokens_out * scale))
+        else:
+            try:
+                prompt_cost, completion_cost = litellm.cost_per_token(
+                    model=model.name, prompt_tokens=round(tokens_in * scale),
+                    completion_tokens=round(tokens_out * scale),
+                )  # fmt: skip
+                cost = prompt_cost + completion_cost
+            except Exception:  # a model missing from the price map
+                cost = None
         first = calls[0][1].render()
         example = (
             first
@@ -74,6 +86,7 @@ def estimate(rehearsal: Rehearsal, scale: float) -> list[StepEstimate]:
                 tokens_out * scale,
                 cost,
                 example,
+                batched,
             )  # fmt: skip
         )
     return estimates
@@ -96,4 +109,9 @@ def format_estimate(estimates: list[StepEstimate], rows: int, sample: int) -> st
         total = None if total is None or e.cost_usd is None else total + e.cost_usd
     shown = f"{total:.4f}" if total is not None else "unknown (a model has no price)"
     lines.append(f"total dollars: {shown}")
+    if any(e.batched for e in estimates):
+        lines.append(
+            "batch mode: priced at the providers' batch prices (LiteLLM's, else half the "
+            "online price); answers come within 24 hours"
+        )
     return "\n".join(lines)

@@ -5,6 +5,9 @@ the input, the recipe and the chunk size. A run that is stopped (even killed) an
 again with the same manifest skips the parts already on disk, then the parts are joined
 into the output, which replaces any earlier file at that path all at once.
 
+The batch ledger (``batches.sqlite``) names the provider batches that runs of this output
+submitted, so a run started again waits for them instead of submitting them again.
+
 Each part carries the prompts its chunk numbered (in its Parquet footer), so a resumed run
 numbers the samples of later chunks exactly as an uninterrupted run would. The ledger
 (``spend.jsonl``) counts every HTTP attempt and cache hit as it happens, so the output's
@@ -28,9 +31,21 @@ from .._errors import StorageError
 from .atomic import replacing
 from .frames import json_text, write_frame
 
-__all__ = ["PartWriter"]
+__all__ = ["BATCH_LEDGER", "PartWriter"]
 
 _NUMBERED_KEY = "promptflow_dsl.numbered"
+BATCH_LEDGER = "batches.sqlite"
+
+
+def _clear_but_batches(folder: Path) -> None:
+    """Remove a parts folder's contents, except its batch ledger."""
+    for entry in folder.iterdir():
+        if entry.name.startswith(BATCH_LEDGER):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 class PartWriter:
@@ -50,7 +65,7 @@ class PartWriter:
         if self.folder.exists():
             known = json.loads(stamp.read_text()).get("fingerprint") if stamp.exists() else None
             if known != fingerprint:  # another input, recipe or chunk size: start over
-                shutil.rmtree(self.folder)
+                _clear_but_batches(self.folder)
                 self.restarted = True
             else:
                 self.resumed = True
@@ -59,6 +74,15 @@ class PartWriter:
             json.dumps({"fingerprint": fingerprint, **manifest}, indent=1, default=str)
         )
         self._ledger: IO[bytes] | None = None
+
+    @property
+    def batches(self) -> Path:
+        """The output's batch ledger: the provider batches its runs submitted.
+
+        It outlives a restart (another recipe or chunk size): a batch may still be running,
+        and is paid for, whatever the parts on disk.
+        """
+        return self.folder / BATCH_LEDGER
 
     def _part(self, index: int) -> Path:
         return self.folder / f"part-{index:06d}.parquet"

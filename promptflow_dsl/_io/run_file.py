@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from .._engine._account import Account
+from .._engine._batch import tell_running_batches
 from .._engine._cache import open_cache
 from .._engine._interpreter import RetryPolicy
 from .._engine._portal import run_sync
@@ -66,6 +67,7 @@ def dry_run(
     api_base: str | None,
     limit: int | None,
     dry_run_rows: int,
+    batch: bool = False,
     **_: Any,
 ) -> str:
     recipe, chosen = prepare(recipe_file, overrides, model, api_base)
@@ -80,7 +82,8 @@ def dry_run(
     recipe.check(sample.columns)
     rehearsal = Rehearsal()  # the session records each call, then answers it offline
     run_sync(recipe.apply(sample, Session(model=chosen, rehearsal=rehearsal)))
-    return format_estimate(estimate(rehearsal, total / sample.height), total, sample.height)
+    estimates = estimate(rehearsal, total / sample.height, batch=batch)
+    return format_estimate(estimates, total, sample.height)
 
 
 def run_file(recipe_file: Path, **options: Any) -> RunSummary:
@@ -177,6 +180,7 @@ def _run_chunks(
     no_cache: bool,
     max_cost_usd: float | None,
     progress: bool | None,
+    batch: bool,
     say: Callable[[str], None],
     **_: Any,
 ) -> tuple[RunSummary, datetime]:
@@ -191,6 +195,8 @@ def _run_chunks(
             retry=RetryPolicy(max_attempts=max_attempts),
             account=account,
             display=display,
+            batch=batch,
+            batch_ledger=writer.batches,
         )
         written = display.step("input rows written")  # the whole file, not the chunks so far
         written.add_total(total_rows)
@@ -227,14 +233,18 @@ async def _through(
 ) -> None:
     """Each chunk through the recipe, delivered in order. Rows of a row-wise recipe that
     calls models stream across chunks, so the window of calls stays full at a boundary."""
-    if recipe.row_wise and recipe.calls_models:
-        await stream_chunks(recipe.steps, chunks, session, deliver)
-        return
-    for index, chunk in chunks:
-        numbered: list[tuple[str, int]] = []
-        with session.numbering_into(numbered):
-            frame = await recipe.apply(chunk, session)
-        deliver(index, frame, numbered)
+    try:
+        if recipe.row_wise and recipe.calls_models:
+            await stream_chunks(recipe.steps, chunks, session, deliver)
+            return
+        for index, chunk in chunks:
+            numbered: list[tuple[str, int]] = []
+            with session.numbering_into(numbered):
+                frame = await recipe.apply(chunk, session)
+            deliver(index, frame, numbered)
+    finally:  # batches still running keep running: say how to collect them
+        again = "run the same command again (`promptflow batches OUTPUT` lists or cancels them)"
+        tell_running_batches(await session.aclose(), again)
 
 
 def _publish(

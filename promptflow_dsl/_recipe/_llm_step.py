@@ -59,6 +59,11 @@ class TechniqueStep(Step):
     explode_generations: bool = False
     calls_models = True
 
+    @property
+    def batched(self) -> bool:
+        """True if this step's model sends its calls through a batch API."""
+        return self.model is not None and self.model.batch
+
     def __post_init__(self) -> None:
         k = self.num_generations
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, cast, over
 from typing_extensions import Unpack
 
 from .._engine._account import Account
+from .._engine._batch import BatchOptions, tell_running_batches
 from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._progress import ProgressDisplay
@@ -223,6 +224,9 @@ class RunOptions(TypedDict, total=False):
     elsewhere). ``cache``: True the default on-disk cache, False none, a path that file, or
     a :class:`ReplyCache`. ``retry``: a :class:`RetryPolicy`. ``max_cost_usd``: checked
     before every call; once spent, no new call is issued and the rows left say why.
+    ``batch``: True sends every model's calls through its provider's batch API (half the
+    price, answers within a day), or :class:`BatchOptions` to say how batches are gathered
+    and watched; ``Model(batch=True)`` does it for one model.
     """
 
     model: str | Model | None
@@ -232,6 +236,7 @@ class RunOptions(TypedDict, total=False):
     cache: bool | str | Path | ReplyCache
     retry: RetryPolicy
     max_cost_usd: float | None
+    batch: bool | BatchOptions
 
 
 @dataclass(frozen=True, repr=False)
@@ -295,6 +300,7 @@ class Recipe:
         cache: bool | str | Path | ReplyCache = True,
         retry: RetryPolicy = DEFAULT_RETRY,
         max_cost_usd: float | None = None,
+        batch: bool | BatchOptions = False,
     ) -> RunResult:
         frame = as_frame(frame)
         self.check(frame.columns)
@@ -307,9 +313,14 @@ class Recipe:
                 retry=retry,
                 account=Account(max_cost_usd=max_cost_usd),
                 display=display,
+                batch=batch is not False,
+                batch_options=batch if isinstance(batch, BatchOptions) else BatchOptions(),
             )
             started = time.perf_counter()
-            out = await self.apply(frame, session)
+            try:
+                out = await self.apply(frame, session)
+            finally:
+                tell_running_batches(await session.aclose())
         failures = int(out["error"].is_not_null().sum()) if "error" in out.columns else 0
         summary = RunSummary.of(
             session, frame.height, out.height, failures, time.perf_counter() - started

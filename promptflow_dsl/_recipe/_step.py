@@ -57,6 +57,11 @@ class Step(ABC):
     """True if the step calls a model (so a run needs the engine: cache, slots, portal)."""
 
     @property
+    def batched(self) -> bool:
+        """True if the step's own model sends its calls through a batch API."""
+        return False
+
+    @property
     @abstractmethod
     def contract(self) -> Contract:
         """The columns this step reads, adds and removes."""

@@ -3,7 +3,8 @@
 Row-wise steps are applied to one input row at a time, many rows at once, so a slow call
 holds back its own row only: the rows behind it go on to their next steps, and the next
 chunk starts while the last rows of this one finish. Calls in flight stay under the run's
-limit (``Session.call_slot``); rows in flight under twice that. Outputs come back
+limit (``Session.call_slot``); rows in flight under twice that (in batch mode, under a
+batch's size: rows wait for batches, not for slots). Outputs come back
 chunk by chunk, in input order.
 
 >>> import asyncio, polars as pl
@@ -64,7 +65,8 @@ async def stream_chunks(
     A row that raises (a run stopper, ``on_error="raise"``) cancels the rest and the error
     propagates; a cancelled stream cancels every row it started.
     """
-    window = asyncio.Semaphore(2 * session.max_concurrency)
+    batched = any(step.batched for step in steps)
+    window = asyncio.Semaphore(session.rows_in_flight(batched_step=batched))
     order: deque[_Chunk[K]] = deque()
     tasks: set[asyncio.Task[None]] = set()
     failure: list[BaseException] = []

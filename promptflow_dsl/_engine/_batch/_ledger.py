@@ -1,0 +1,117 @@
+"""BatchLedger: which batches a run submitted, and which requests each one carries.
+
+A batch runs at the provider for up to a day, longer than a run may live. The ledger is a
+small SQLite file written the moment a batch is submitted, so a run that is killed and
+started again finds its batches and waits for them instead of paying twice. It holds ids,
+model names and endpoints, never a key.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> ledger = BatchLedger(folder / "batches.sqlite")
+>>> ledger.submitted(SubmittedBatch("batch_1", "openai", "gpt-4o-mini", None), ["a", "b"])
+>>> ledger.latest_batch("b").id, ledger.latest_batch("c")
+('batch_1', None)
+>>> ledger.ended("batch_1", "completed")
+>>> [(b.id, b.status) for b in ledger.batches()]
+[('batch_1', 'completed')]
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..._errors import StorageError
+
+__all__ = ["BatchLedger", "SubmittedBatch"]
+
+_SCHEMA = """
+create table if not exists batches (
+    id text primary key, provider text not null, model text not null, api_base text,
+    submitted_at real not null, requests integer not null, status text not null
+);
+create table if not exists requests (
+    custom_id text not null, batch_id text not null, primary key (custom_id, batch_id)
+);
+"""
+
+RUNNING = "running"
+"""A batch's status in the ledger until its results are collected."""
+
+
+@dataclass(frozen=True)
+class SubmittedBatch:
+    """One batch at a provider: where it is, and what the ledger last knew of it."""
+
+    id: str
+    provider: str
+    model: str
+    api_base: str | None
+    submitted_at: float = 0.0
+    requests: int = 0
+    status: str = RUNNING
+
+
+class BatchLedger:
+    """The batches of one output (the CLI) or of one cache (the API), in a SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("pragma journal_mode=wal")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            message = f"cannot keep the batch ledger at {self.path}: {exc}"
+            raise StorageError(message) from exc
+
+    def __repr__(self) -> str:
+        return f"BatchLedger({str(self.path)!r})"
+
+    def submitted(self, batch: SubmittedBatch, custom_ids: Iterable[str]) -> None:
+        """Note a batch the moment the provider accepted it, with every request it carries."""
+        ids = list(custom_ids)
+        with self._db:
+            self._db.execute("begin")
+            self._db.execute(
+                "insert or replace into batches values (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch.id,
+                    batch.provider,
+                    batch.model,
+                    batch.api_base,
+                    batch.submitted_at or time.time(),
+                    len(ids),
+                    RUNNING,
+                ),
+            )
+            self._db.executemany(
+                "insert or ignore into requests values (?, ?)", [(i, batch.id) for i in ids]
+            )
+
+    def ended(self, batch_id: str, status: str) -> None:
+        """Note that a batch ended (completed, expired, cancelled, failed)."""
+        self._db.execute("update batches set status = ? where id = ?", (status, batch_id))
+
+    def latest_batch(self, custom_id: str) -> SubmittedBatch | None:
+        """The batch that most recently carried this request, if any did."""
+        row = self._db.execute(
+            "select b.* from requests r join batches b on b.id = r.batch_id "
+            "where r.custom_id = ? order by b.submitted_at desc limit 1",
+            (custom_id,),
+        ).fetchone()
+        return SubmittedBatch(*row) if row else None
+
+    def batches(self, *, running_only: bool = False) -> list[SubmittedBatch]:
+        """Every batch in the ledger (or only those not yet collected), oldest first."""
+        where = f"where status = '{RUNNING}'" if running_only else ""
+        rows = self._db.execute(f"select * from batches {where} order by submitted_at")
+        return [SubmittedBatch(*row) for row in rows]
+
+    def close(self) -> None:
+        """Close the file (the ledger stays on disk)."""
+        self._db.close()
