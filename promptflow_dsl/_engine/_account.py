@@ -50,15 +50,23 @@ class Account:
         for key, value in (spent or {}).items():
             self.totals[key] = self.totals.get(key, 0) + value
         self.sink = sink
+        self.held_usd = 0.0  # dollars that requests waiting in batches are expected to cost
 
-    def begin(self) -> None:
+    def begin(self, hold_usd: float = 0.0) -> None:
         """Check the budget, then count one HTTP attempt as it is sent.
 
         An attempt counts from the moment it may reach the provider, so a run that is
-        killed or cancelled mid-request still counts what the provider may bill.
+        killed or cancelled mid-request still counts what the provider may bill. A request
+        that waits hours in a batch first holds its expected cost (*hold_usd*, given back
+        by :meth:`release`), so requests gathered at once cannot pass the budget together.
         """
         self.check()
+        self.held_usd += hold_usd
         self._add({"calls": 1})
+
+    def release(self, hold_usd: float) -> None:
+        """Give back what :meth:`begin` held, once the request's real cost is counted."""
+        self.held_usd = max(0.0, self.held_usd - hold_usd)
 
     def used(
         self,
@@ -90,12 +98,13 @@ class Account:
     def exhausted(self) -> str | None:
         """Why no new call may be issued, or None while the budget lasts."""
         spent = self.totals["cost_usd"]
-        if self.max_cost_usd is not None and spent >= self.max_cost_usd:
-            return (
-                f"max_cost_usd={self.max_cost_usd} reached (${spent:.4f} spent); "
-                "no new calls were issued"
-            )
-        return None
+        if self.max_cost_usd is None or spent + self.held_usd < self.max_cost_usd:
+            return None
+        held = f", ${self.held_usd:.4f} held by requests in batches" if self.held_usd else ""
+        return (
+            f"max_cost_usd={self.max_cost_usd} reached (${spent:.4f} spent{held}); "
+            "no new calls were issued"
+        )
 
     def check(self) -> None:
         """Raise :class:`BudgetExhaustedError` once the budget is spent."""

@@ -23,7 +23,13 @@ from .._model import Model
 from .._program import PromptProgram
 from ._account import Account
 from ._cache import CachedReply, ReplyCache, cache_key
-from ._limits import ModelLimiter, Throttle, estimate_tokens, limiter_for
+from ._limits import (
+    DEFAULT_OUTPUT_TOKENS,
+    ModelLimiter,
+    Throttle,
+    estimate_tokens,
+    limiter_for,
+)
 from ._offline import call_offline
 from ._types import Completion, Measure, Measured, Reply, Usage
 
@@ -83,9 +89,11 @@ class Attempts:
         on_wait: WaitNote,
         *,
         batched: bool = False,
+        hold_usd: float = 0.0,
     ) -> None:
         self.model, self.retry, self.account, self.on_wait = model, retry, account, on_wait
         self.batched = batched  # a batch has no per-minute limits: no limiter slot
+        self.hold_usd = hold_usd  # what an attempt holds of the budget while it waits
         self.estimate = estimate  # tokens an attempt reserves of the model's tpm
         self.count = 0
         self.estimated = False
@@ -102,17 +110,22 @@ class Attempts:
         while True:
             tries += 1
             async with limiter.slot(self.estimate) as throttle:
-                self.account.begin()
+                self.account.begin(self.hold_usd)
                 self.count += 1
                 try:
                     response = await request()
                 except ProviderError as exc:
+                    self.account.release(self.hold_usd)
                     if exc.status == 429:
                         self._throttled(throttle, exc, limiter)
                     if not exc.transient or tries >= self.retry.max_attempts:
                         raise
                     wait = self.retry.delay(tries, exc.retry_after)
+                except BaseException:
+                    self.account.release(self.hold_usd)
+                    raise
                 else:
+                    self.account.release(self.hold_usd)
                     measured = measure(response)
                     self._add(measured)
                     throttle.used = (measured.input_tokens or 0) + (measured.output_tokens or 0)
@@ -225,7 +238,10 @@ async def interpret(
     max_tokens = model.max_tokens or program.params.get("max_tokens")
     estimate = estimate_tokens(len(program.text()), max_tokens)
     batched = batch is not None and not model.is_offline
-    attempts = Attempts(estimate, model, retry, account, on_wait or _ignore_wait, batched=batched)
+    hold = _batch_hold(program, model, max_tokens) if batched and account.max_cost_usd else 0.0
+    attempts = Attempts(
+        estimate, model, retry, account, on_wait or _ignore_wait, batched=batched, hold_usd=hold
+    )
     try:
         if model.is_offline:
             reply = await attempts.send(_offline(program, model, sample), _measure_reply)
@@ -243,6 +259,15 @@ async def interpret(
     if cache is not None and key is not None:
         cache.put(key, _to_cache(reply))
     return Completion(reply.result, reply.raw_text, reply.model_name, attempts.usage(started))
+
+
+def _batch_hold(program: PromptProgram[Any], model: Model, max_tokens: int | None) -> float:
+    """What a batch request is expected to cost: its prompt, and ``max_tokens`` (or 256) out."""
+    from ._providers import batch_price
+
+    tokens_in = len(program.text()) // 4 + 1
+    price = batch_price(model.name, tokens_in, max_tokens or DEFAULT_OUTPUT_TOKENS)
+    return price or 0.0
 
 
 def _ignore_wait(model: str, until: float | None) -> None:

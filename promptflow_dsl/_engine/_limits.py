@@ -22,14 +22,14 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["ModelLimiter", "Throttle", "estimate_tokens", "limiter_for"]
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "ModelLimiter", "Throttle", "estimate_tokens", "limiter_for"]
 
-_DEFAULT_OUTPUT_TOKENS = 256
+DEFAULT_OUTPUT_TOKENS = 256
 
 
 def estimate_tokens(prompt_chars: int, max_tokens: int | None) -> int:
     """A pre-call estimate: four characters a token in, ``max_tokens`` (or 256) out."""
-    return prompt_chars // 4 + 1 + (max_tokens or _DEFAULT_OUTPUT_TOKENS)
+    return prompt_chars // 4 + 1 + (max_tokens or DEFAULT_OUTPUT_TOKENS)
 
 
 @dataclass
