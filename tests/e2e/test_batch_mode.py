@@ -14,7 +14,8 @@ import pytest
 from promptflow_dsl import BatchOptions, Model, RetryPolicy, text_generation
 from promptflow_dsl._engine._cache import cache_key
 from promptflow_dsl._io.recipes import load_recipe
-from promptflow_dsl.testing import AnthropicEmulator, BatchPlan, LoopbackServer
+from promptflow_dsl.testing import AnthropicEmulator, LoopbackServer
+from promptflow_dsl.testing._batches import BatchPlan
 
 from ._cli import promptflow_run, run_env
 
@@ -129,7 +130,7 @@ def test_failed_requests_are_resubmitted_and_a_refused_one_fails_its_row_only(tm
         log = server.batch_log
     errors = out["error"].to_list()
     assert [e is None for e in errors] == [True] * 5 + [False]
-    assert errors[5]["type"] == "ProviderError" and "400" in errors[5]["message"]
+    assert errors[5]["type"] == "ProviderError" and "BadRequestError" in errors[5]["message"]
     assert out["instruction"][5] == frame["instruction"][5]  # the failed row keeps its input
     assert len(log[0].custom_ids) == 6
     assert len(log[1].custom_ids) == 3  # the three 500s; the 400 is not sent again
@@ -232,3 +233,45 @@ def test_batch_mode_refuses_a_provider_without_a_batch_api_before_any_call(tmp_p
     model = Model("ollama/llama3.1", api_base="http://127.0.0.1:9", batch=True)
     with pytest.raises(ModelSettingError, match="batch mode covers openai/ and anthropic/"):
         text_generation.step().run(questions(2), model=model, cache=False, progress=False)
+
+
+def test_a_technique_with_several_calls_sends_one_round_per_batch(tmp_path):
+    from promptflow_dsl import evol_instruct
+
+    with LoopbackServer() as server:
+        out = evol_instruct.step(num_evolutions=3).run(
+            questions(5), model=model_at(server), cache=tmp_path / "f.sqlite", progress=False, batch=FAST
+        )
+        log = server.batch_log
+    assert out["error"].is_null().all()
+    assert [len(batch.custom_ids) for batch in log] == [5, 5, 5]  # round by round, all rows
+
+
+def test_progress_shows_each_running_batch_with_its_counts_and_age(tmp_path):
+    import io
+
+    from promptflow_dsl._engine._progress import ProgressDisplay
+
+    stream = io.StringIO()
+    options = BatchOptions(window_s=0.05, poll_s=0.1, max_poll_s=0.1)
+    with LoopbackServer(batches=BatchPlan(delay_s=0.6)) as server:
+        display = ProgressDisplay(enabled=True, stream=stream, interval_s=0.0)
+        from promptflow_dsl import Session
+
+        session = Session(model=model_at(server), batch=True, batch_options=options, display=display, cache=None)
+        import asyncio
+
+        rows = [text_generation.sequence(f"Question {i}?") for i in range(3)]
+
+        async def run():
+            try:
+                return await session.map("text_generation", rows)
+            finally:
+                await session.aclose()
+
+        outcomes = asyncio.run(run())
+        (batch,) = server.batch_log
+    assert all(o.result.generation for o in outcomes)
+    lines = [line for line in stream.getvalue().splitlines() if f"batch {batch.id}" in line]
+    assert lines, stream.getvalue()
+    assert "/3 done, 0 failed, in_progress" in lines[0] and "s old" in lines[0]
