@@ -15,8 +15,8 @@ import os as _os
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 _os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
 
-from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._batch import BatchOptions  # noqa: E402
+from ._engine._cache import ReplyCache  # noqa: E402
 from ._engine._interpreter import RetryPolicy  # noqa: E402
 from ._engine._session import Session  # noqa: E402
 from ._engine._types import Usage  # noqa: E402

@@ -272,13 +272,17 @@ class Technique(Generic[R]):
 
         ``cache``: True uses the default reply cache, False makes a fresh call.
         """
+        from ._engine._batch import tell_running_batches
         from ._engine._cache import open_cache
         from ._engine._session import Session
 
         chosen = Model.coerce(model)
         store = None if chosen.is_offline else open_cache(cache)  # offline answers are free
         session = Session(model=chosen, cache=store, on_error="raise")
-        (outcome,) = await session.map(self.name, [self.sequence(*inputs, **attributes)])
+        try:
+            (outcome,) = await session.map(self.name, [self.sequence(*inputs, **attributes)])
+        finally:  # a Model(batch=True) call: say how to collect a batch it left running
+            tell_running_batches(await session.aclose())
         return cast("Completion[R]", outcome).result  # on_error="raise": a failure raises
 
     def __call__(

@@ -275,3 +275,10 @@ def test_progress_shows_each_running_batch_with_its_counts_and_age(tmp_path):
     lines = [line for line in stream.getvalue().splitlines() if f"batch {batch.id}" in line]
     assert lines, stream.getvalue()
     assert "/3 done, 0 failed, in_progress" in lines[0] and "s old" in lines[0]
+
+
+def test_a_direct_call_with_a_batch_model_is_answered_from_a_batch(tmp_path):
+    with LoopbackServer() as server:
+        result = text_generation("Why do rivers meander?", model=model_at(server, batch=True), cache=False)
+        assert server.stats.batches_created == 1 and server.stats.by_endpoint.get("chat", 0) == 0
+    assert result.generation

@@ -167,7 +167,10 @@ class Batcher:
         gathering = self._lanes.pop(lane)
         if gathering.timer is not None:
             gathering.timer.cancel()
-        task = asyncio.create_task(self._submit(lane, list(gathering.requests.values())))
+        wanted = [w for w in gathering.requests.values() if not w.answer.cancelled()]
+        if not wanted:  # every caller gave up (their rows were cancelled): send nothing
+            return
+        task = asyncio.create_task(self._submit(lane, wanted))
         self._submitting.add(task)
         task.add_done_callback(self._submitting.discard)
 
