@@ -40,16 +40,22 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from promptflow_dsl.testing._anthropic_batches import AnthropicBatches
 from promptflow_dsl.testing._base import (
     Ask,
+    Faults,
+    Latency,
     NativeEmulator,
     Out,
     RecordedRequest,
     Reply,
+    Responder,
+    Unforced,
     estimate_tokens,
     find_schema,
     payload_text,
 )
+from promptflow_dsl.testing._batches import BatchPlan
 
 __all__ = ["AnthropicEmulator"]
 
@@ -84,13 +90,15 @@ def read_ask(body: Mapping[str, Any], text: str) -> Ask:
     return Ask(find_schema(text))
 
 
-class AnthropicEmulator(NativeEmulator):
+class AnthropicEmulator(AnthropicBatches, NativeEmulator):
     """An Anthropic Messages API on 127.0.0.1 (see the module docstring).
 
     The options are :class:`~promptflow_dsl.testing.LoopbackServer`'s, plus ``unforced``:
     what the model does with a schema it is not forced to follow (``"stray"`` or
     ``"comply"``). A scripted ``dict`` is a ``tool_use`` block when the request offers
-    tools, else the JSON text.
+    tools, else the JSON text. The Message Batches API (``/v1/messages/batches``) runs
+    batches as ``batches`` plans them (:class:`~promptflow_dsl.testing.BatchPlan`; assign
+    ``batch_plan`` to change it).
     """
 
     provider = "anthropic"
@@ -100,8 +108,23 @@ class AnthropicEmulator(NativeEmulator):
     retry_header = "retry-after"
     overloaded_status = 529
 
+    def __init__(
+        self,
+        latency: Latency = 0.0,
+        faults: Faults | None = None,
+        seed: int = 0,
+        responder: Responder | None = None,
+        *,
+        unforced: Unforced = "stray",
+        batches: BatchPlan | None = None,
+        port: int = 0,
+    ) -> None:
+        super().__init__(latency, faults, seed, responder, unforced=unforced, port=port)
+        self._init_batches(batches)
+
     def _add_routes(self, app: Any) -> None:
         self._route(app, "POST", "/v1/messages", "messages")
+        self._add_batch_routes(app)
 
     def _error_body(self, status: int, message: str | None) -> dict[str, Any]:
         kind, default = _ERROR_TYPES.get(status, ("api_error", f"HTTP {status}."))
@@ -110,11 +133,16 @@ class AnthropicEmulator(NativeEmulator):
         return {**body, "request_id": request_id}
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
-        headers = request.headers
+        return self._refuse_headers(request.headers) or self._refuse_line(recorded)
+
+    def _refuse_headers(self, headers: Mapping[str, str]) -> Out | None:
         if not headers.get("x-api-key") and not headers.get("authorization"):
             return self._error(401, "x-api-key header is required")
         if not headers.get("anthropic-version"):
             return self._error(400, "anthropic-version: header is required")
+        return None
+
+    def _refuse_line(self, recorded: RecordedRequest) -> Out | None:
         for name in ("model", "max_tokens", "messages"):
             if name not in recorded.body:
                 return self._error(400, f"{name}: Field required")
@@ -135,6 +163,7 @@ class AnthropicEmulator(NativeEmulator):
         else:
             block = {"type": "text", "text": text}
             stop = reply.finish_reason
+        tokens_in, tokens_out = estimate_tokens(recorded.text), estimate_tokens(text)
         body = {
             "id": f"msg_emulated{number:08d}",
             "type": "message",
@@ -143,9 +172,7 @@ class AnthropicEmulator(NativeEmulator):
             "content": [block],
             "stop_reason": _STOP_REASONS.get(stop, stop),
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": estimate_tokens(recorded.text),
-                "output_tokens": estimate_tokens(text),
-            },
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
         }
+        self._bill({"prompt_tokens": tokens_in, "completion_tokens": tokens_out})
         return Out(200, body, reply.headers)

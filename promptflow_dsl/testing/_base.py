@@ -143,7 +143,10 @@ class ServerStats:
     HTTP status and ``by_endpoint`` the arrivals per endpoint (``"unknown"`` for a path
     the provider does not serve). ``billed_input_tokens`` and ``billed_output_tokens`` add
     up the usage that the 200 replies reported, what a provider would bill (the OpenAI
-    loopback server counts them, whether or not a quirk leaves them out of the reply).
+    loopback server counts them, whether or not a quirk leaves them out of the reply),
+    batched requests included. ``batches_created`` counts the batches submitted to a
+    batch API and ``batch_requests`` the requests in them; batched requests are not
+    counted in ``requests`` nor recorded.
     """
 
     requests: int = 0
@@ -153,6 +156,8 @@ class ServerStats:
     by_endpoint: dict[str, int] = field(default_factory=dict)
     billed_input_tokens: int = 0
     billed_output_tokens: int = 0
+    batches_created: int = 0
+    batch_requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -659,30 +664,50 @@ class Emulator:
             return max(0.0, float(latency)), scripted, fault
 
     async def _respond(self, recorded: RecordedRequest, number: int) -> Out:
-        latency, reply, fault = self._draw()
-        faults = self.faults or Faults()
-        if fault in ("429", "500", "overloaded"):
-            reply = self._fault_reply(fault, faults)
-        elif fault == "hang":
-            latency += faults.hang_seconds
-        if reply is None:
-            try:
-                reply = self._ask_responder(recorded)
-            except Exception as exc:
-                _log.exception("%s emulator responder failed", self.provider)
-                reply = Reply(status=500, content=f"emulator responder failed: {exc!r}")
-        await self._sleep(latency + max(0.0, reply.delay if reply else 0.0))
+        latency, scripted, fault = self._draw()
+        reply = self._choose(recorded, scripted, fault)
+        if fault == "hang":
+            latency += (self.faults or Faults()).hang_seconds
+        await self._sleep(latency + max(0.0, reply.delay))
         if self._stopping is not None and self._stopping.is_set():
             return self._error(503, f"The {self.title} emulator is stopping.")
-        reply = reply or Reply()
+        out = self._deliver(recorded, reply, number)
+        rendered = reply.status == 200 and reply.raw_body is None
+        return out.cut() if fault == "malformed" and rendered else out
+
+    def _respond_at_once(self, recorded: RecordedRequest, number: int) -> Out:
+        """What :meth:`_respond` answers, without the wait and the transport faults.
+
+        The draws are the same (latency included, unused), so a batch gets the replies an
+        online run would; a hang or a malformed body, faults of a connection, become
+        normal replies.
+        """
+        _, scripted, fault = self._draw()
+        return self._deliver(recorded, self._choose(recorded, scripted, fault), number)
+
+    def _choose(
+        self, recorded: RecordedRequest, scripted: Reply | None, fault: str | None
+    ) -> Reply:
+        """The reply: a drawn fault's, the scripted one, the responder's, or the default."""
+        if fault in ("429", "500", "overloaded"):
+            return self._fault_reply(fault, self.faults or Faults())
+        if scripted is not None:
+            return scripted
+        try:
+            return self._ask_responder(recorded) or Reply()
+        except Exception as exc:
+            _log.exception("%s emulator responder failed", self.provider)
+            return Reply(status=500, content=f"emulator responder failed: {exc!r}")
+
+    def _deliver(self, recorded: RecordedRequest, reply: Reply, number: int) -> Out:
+        """*reply* as the provider's response: verbatim, an error body, or :meth:`_render`."""
         if reply.raw_body is not None:
             return Out(reply.status, reply.raw_body, reply.headers)
         if reply.status != 200:
             if reply.json is not None:
                 return Out(reply.status, reply.json, reply.headers)
             return self._error(reply.status, reply.content, reply.headers)
-        out = self._render(recorded, reply, number)
-        return out.cut() if fault == "malformed" else out
+        return self._render(recorded, reply, number)
 
     def _ask_responder(self, recorded: RecordedRequest) -> Reply | None:
         if self.responder is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from promptflow_dsl.testing._anthropic import AnthropicEmulator
 from promptflow_dsl.testing._base import Emulator, Faults, Latency
+from promptflow_dsl.testing._batches import BatchHost
 from promptflow_dsl.testing._cohere import CohereEmulator
 from promptflow_dsl.testing._gemini import GeminiEmulator
 from promptflow_dsl.testing._ollama import OllamaEmulator
@@ -53,11 +54,14 @@ def make_emulator(
 
 
 def instructions(server: Emulator) -> list[str]:
-    """How to run a recipe against a running *server*: the model, the base URL, the key."""
+    """How to run a recipe against a running *server*: the model, the base URL, the key,
+    and where its batch API is, if it has one."""
     lines = [
         f"{server.title} emulator at {server.url}",
         f"  --model {server.example_model} --api-base {server.api_base}",
     ]
     if server.key_variable is not None:
         lines.append(f"  any key works: export {server.key_variable}=test-key")
+    if isinstance(server, BatchHost):
+        lines.append(f"  batch API: {server.batch_endpoints} under {server.url}")
     return lines

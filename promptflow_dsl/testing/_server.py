@@ -51,7 +51,6 @@ from typing import Any
 from promptflow_dsl._vectors import DEFAULT_DIMENSIONS, hashed_embedding
 from promptflow_dsl.testing._base import (
     Ask,
-    Emulator,
     Faults,
     Latency,
     Out,
@@ -63,6 +62,8 @@ from promptflow_dsl.testing._base import (
     fabricate_answer,
     find_schema,
 )
+from promptflow_dsl.testing._batches import BatchPlan
+from promptflow_dsl.testing._openai_batches import OpenAIBatches
 from promptflow_dsl.testing._quirks import Quirks, fence
 
 __all__ = [
@@ -304,7 +305,7 @@ def _embedding_body(body: Mapping[str, Any], texts: list[str]) -> dict[str, Any]
 # The server
 
 
-class LoopbackServer(Emulator):
+class LoopbackServer(OpenAIBatches):
     """An OpenAI-compatible HTTP server on 127.0.0.1, running in a background thread.
 
     ``latency`` is seconds per request, or a callable drawing them from the server's
@@ -320,7 +321,9 @@ class LoopbackServer(Emulator):
     responder fabricates one per choice. ``POST /v1/embeddings`` answers with
     :func:`~promptflow_dsl._vectors.hashed_embedding` vectors (256 numbers unless the
     request sets ``dimensions``), under the same script, latency and faults; a scripted
-    reply's status, headers and delay apply to it, its text or JSON does not.
+    reply's status, headers and delay apply to it, its text or JSON does not. OpenAI's
+    Batch API (``/v1/files``, ``/v1/batches``) runs batches as ``batches`` plans them
+    (:class:`~promptflow_dsl.testing.BatchPlan`; assign ``batch_plan`` to change it).
     """
 
     provider = "openai"
@@ -335,10 +338,12 @@ class LoopbackServer(Emulator):
         responder: Responder | None = None,
         *,
         quirks: Quirks | None = None,
+        batches: BatchPlan | None = None,
         port: int = 0,
     ) -> None:
         super().__init__(latency, faults, seed, responder, port=port)
         self.quirks = quirks or Quirks()
+        self._init_batches(batches)
 
     def _add_routes(self, app: Any) -> None:
         for prefix in ("/v1", ""):
@@ -346,6 +351,7 @@ class LoopbackServer(Emulator):
             self._route(app, "POST", prefix + "/completions", "completions")
             self._route(app, "POST", prefix + "/embeddings", "embeddings")
             app.router.add_get(prefix + "/models", self._handle_models)
+        self._add_batch_routes(app)
 
     async def _handle_models(self, request: Any) -> Any:
         model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "loopback"}
@@ -360,6 +366,9 @@ class LoopbackServer(Emulator):
         return self._error(404, f"Invalid URL ({method} {path})")
 
     def _refuse(self, recorded: RecordedRequest, request: Any) -> Out | None:
+        return self._refuse_line(recorded)
+
+    def _refuse_line(self, recorded: RecordedRequest) -> Out | None:
         reason = self.quirks.refusal(recorded.body) if recorded.endpoint == "chat" else None
         if reason is None:
             return None
