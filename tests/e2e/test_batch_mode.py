@@ -14,15 +14,14 @@ import pytest
 from promptflow_dsl import BatchOptions, Model, RetryPolicy, text_generation
 from promptflow_dsl._engine._cache import cache_key
 from promptflow_dsl._io.recipes import load_recipe
-from promptflow_dsl.testing import AnthropicEmulator, LoopbackServer
-from promptflow_dsl.testing._batches import BatchPlan
+from promptflow_dsl.testing import AnthropicEmulator, BatchPlan, LoopbackServer
 
 from ._cli import promptflow_run, run_env
 
 ROOT = Path(__file__).parents[2]
 RECIPE = ROOT / "recipes" / "self_instruct.py"
 DOCS = pl.read_ndjson(ROOT / "recipes" / "data" / "documents.jsonl").head(4)
-FAST = BatchOptions(window_s=0.05, poll_s=0.05, max_poll_s=0.2)
+FAST = BatchOptions(window_s=0.3, poll_s=0.05, max_poll_s=0.2)
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 SHOWN = ["input", "instruction", "generation", "model_name"]
 EMULATORS = {"openai": LoopbackServer, "anthropic": AnthropicEmulator}
@@ -80,8 +79,9 @@ def test_batch_mode_and_online_share_one_cache(tmp_path):
     assert (again["usage"].struct.field("cache_hit")).all()
 
 
-def test_an_expired_batch_resubmits_only_the_requests_it_did_not_run(tmp_path):
-    with LoopbackServer(batches=BatchPlan(delay_s=0.3, expire_after=0.3)) as server:
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_expired_batch_resubmits_only_the_requests_it_did_not_run(provider, tmp_path):
+    with EMULATORS[provider](batches=BatchPlan(delay_s=0.3, expire_after=0.3)) as server:
         done: list[pl.DataFrame] = []
         run = threading.Thread(
             target=lambda: done.append(
@@ -99,15 +99,16 @@ def test_an_expired_batch_resubmits_only_the_requests_it_did_not_run(tmp_path):
         first, second = server.batch_log
     (out,) = done
     assert out["error"].is_null().all() and out.height == 10
-    assert first.status == "expired" and len(first.custom_ids) == 10
+    assert first.status in ("expired", "ended") and len(first.custom_ids) == 10
     assert second.custom_ids == first.custom_ids[3:]  # only the seven that never ran
-    attempts = out["usage"].struct.field("attempts").to_list()
+    attempts = sorted(out["usage"].struct.field("attempts").to_list())
     assert attempts == [1, 1, 1] + [2] * 7
     billed = server.stats.billed_input_tokens
     assert out["usage"].struct.field("input_tokens").sum() == billed  # paid once per answer
 
 
-def test_failed_requests_are_resubmitted_and_a_refused_one_fails_its_row_only(tmp_path):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_failed_requests_are_resubmitted_and_a_refused_one_fails_its_row_only(provider, tmp_path):
     flaky: set[str] = set()
 
     def fail(custom_id: str) -> int | None:
@@ -120,7 +121,7 @@ def test_failed_requests_are_resubmitted_and_a_refused_one_fails_its_row_only(tm
 
     refused_prefix = [""]
     frame = questions(6)
-    with LoopbackServer(batches=BatchPlan(fail=fail)) as server:
+    with EMULATORS[provider](batches=BatchPlan(fail=fail)) as server:
         program = text_generation.program(frame["instruction"][5])
         refused_prefix[0] = cache_key(program, model_at(server))[:40]
         out = text_generation.step().run(

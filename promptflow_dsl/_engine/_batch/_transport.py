@@ -33,10 +33,10 @@ __all__ = ["BatchClients", "BatchTransport", "batch_custom_id", "batch_key"]
 batch_key: ContextVar[str] = ContextVar("promptflow_batch_key")
 """The cache key of the call whose requests the transport is given (set per call)."""
 
-_ENDPOINTS = {  # the path a request ends with, and the batch endpoint it goes to
-    "/chat/completions": "/v1/chat/completions",
+_ENDPOINTS = {  # the path a request ends with (after its client's base URL), its endpoint
+    "/chat/completions": "/v1/chat/completions",  # OpenAI's base URL ends with /v1
     "/completions": "/v1/completions",
-    "/messages": "/v1/messages",
+    "/v1/messages": "/v1/messages",  # Anthropic's is the server's root
 }
 
 
