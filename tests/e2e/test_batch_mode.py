@@ -283,3 +283,19 @@ def test_a_direct_call_with_a_batch_model_is_answered_from_a_batch(tmp_path):
         result = text_generation("Why do rivers meander?", model=model_at(server, batch=True), cache=False)
         assert server.stats.batches_created == 1 and server.stats.by_endpoint.get("chat", 0) == 0
     assert result.generation
+
+
+def test_a_reply_that_fails_validation_is_re_asked_in_a_follow_up_batch(tmp_path):
+    from promptflow_dsl import self_instruct
+
+    docs = pl.DataFrame({"input": [f"Document {i} is about rivers." for i in range(3)]})
+    with LoopbackServer() as server:
+        server.script([{"instructions": []}])  # the first answer in the batch has no instruction
+        out = self_instruct.step(num_instructions=2).run(
+            docs, model=model_at(server), cache=tmp_path / "g.sqlite", progress=False, batch=FAST
+        )
+        log = server.batch_log
+    assert out["error"].is_null().all()
+    assert [len(batch.custom_ids) for batch in log] == [3, 1]  # the re-ask, on its own
+    assert log[1].custom_ids[0] not in log[0].custom_ids  # a longer conversation: a new request
+    assert sorted(out["usage"].struct.field("attempts").to_list()) == [1, 1, 2]
