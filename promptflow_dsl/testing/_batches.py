@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +168,7 @@ class BatchHost(Emulator):
         self._log: list[BatchRun] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial = itertools.count(1)
+        self._id_salt = secrets.token_hex(8)  # a provider's ids never repeat, across servers too
 
     # -- what a provider defines -------------------------------------------------------
 
@@ -202,8 +204,9 @@ class BatchHost(Emulator):
     # -- running a batch (on the server's loop) ----------------------------------------
 
     def _new_id(self, prefix: str, length: int = 24) -> str:
-        """A fresh id, the same for the same seed and order of creation."""
-        key = f"{self.provider}/{self.seed}/{prefix}/{next(self._serial)}"
+        """A fresh id, unique as a provider's are: a server started again on the same port
+        does not hand out the ids of the batches it had (a client would mistake them)."""
+        key = f"{self.provider}/{self._id_salt}/{prefix}/{next(self._serial)}"
         return prefix + hashlib.sha256(key.encode()).hexdigest()[:length]
 
     def _submit_batch(self, run: BatchRun) -> None:

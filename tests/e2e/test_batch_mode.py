@@ -299,3 +299,29 @@ def test_a_reply_that_fails_validation_is_re_asked_in_a_follow_up_batch(tmp_path
     assert [len(batch.custom_ids) for batch in log] == [3, 1]  # the re-ask, on its own
     assert log[1].custom_ids[0] not in log[0].custom_ids  # a longer conversation: a new request
     assert sorted(out["usage"].struct.field("attempts").to_list()) == [1, 1, 2]
+
+
+def test_a_batch_the_provider_no_longer_knows_is_submitted_again(tmp_path):
+    """A ledger entry whose batch the provider answers 404 for (deleted, another account):
+    its requests go in a new batch at once, instead of polling a ghost until giving up."""
+    source = tmp_path / "docs.jsonl"
+    DOCS.head(2).write_ndjson(source)
+    output = tmp_path / "out.parquet"
+    ledger = tmp_path / "out.parquet.parts" / "batches.sqlite"
+    with LoopbackServer(batches=BatchPlan(delay_s=30.0)) as first:
+        command = promptflow_run(RECIPE, source, output, "--batch", "--no-progress", server=first)
+        run = subprocess.Popen(command, env=run_env(tmp_path), stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _ledger_batches(ledger) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        port = first.stats and int(first.url.rsplit(":", 1)[1])
+    with LoopbackServer(port=port) as second:  # the same address, a provider without that batch
+        started = time.monotonic()
+        again = subprocess.run(command, env=run_env(tmp_path), capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - started
+        assert again.returncode == 0, again.stderr
+        assert second.stats.batches_created == 2  # both steps, submitted anew
+    assert pl.read_parquet(output)["error"].is_null().all()
+    assert took < 30, "it polled the unknown batch instead of submitting again"

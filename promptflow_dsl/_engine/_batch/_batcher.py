@@ -224,6 +224,9 @@ class Batcher:
             try:
                 state = await client.state(batch.id)
             except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:  # deleted, or another account's
+                    self._forget(batch)
+                    return
                 failures += 1
                 if failures >= self.options.max_poll_failures:
                     self._give_up(batch, exc)
@@ -251,6 +254,21 @@ class Batcher:
             for answer in answers:
                 if not answer.done():
                     answer.set_result(outcomes.get(custom_id, Lost("missing")))
+
+    def _forget(self, batch: SubmittedBatch) -> None:
+        """The provider does not know the batch: its requests are lost, to be sent again."""
+        _log.warning(
+            "%s does not know batch %s: its requests go in a new batch", batch.provider, batch.id
+        )
+        if self.ledger is not None:
+            self.ledger.ended(batch.id, "unknown")
+        self._collected[batch.id] = {}
+        if self.progress is not None:
+            self.progress(batch.id, None)
+        for answers in self._waiters.pop(batch.id, {}).values():
+            for answer in answers:
+                if not answer.done():
+                    answer.set_result(Lost("unknown to the provider"))
 
     def _give_up(self, batch: SubmittedBatch, exc: BaseException) -> None:
         error = ProviderError(
