@@ -293,9 +293,7 @@ class Session:
         if self._batches is None:
             return []
         running = self.running_batches
-        await self._batches.batcher.aclose()
-        if self._batches.batcher.ledger is not None:
-            self._batches.batcher.ledger.close()
+        await self._batches.aclose()
         self._batches = None
         return running
 

@@ -127,6 +127,12 @@ class Batcher:
             for waiting in gathering.requests.values():
                 waiting.answer.cancel()
         self._lanes.clear()
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._clients.clear()
+        if self.ledger is not None:
+            self.ledger.close()
 
     # -- gathering ---------------------------------------------------------------------
 

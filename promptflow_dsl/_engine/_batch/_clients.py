@@ -83,6 +83,10 @@ class BatchClient(Protocol):
         """Ask the provider to stop the batch (answers already made are kept)."""
         ...
 
+    async def close(self) -> None:
+        """Close the client's connections."""
+        ...
+
 
 def batch_client(provider: str, api_base: str | None, api_key: str | None) -> BatchClient:
     """The batch client of *provider* (``openai`` or ``anthropic``)."""
@@ -163,6 +167,9 @@ class OpenAIBatches:
 
     async def cancel(self, batch_id: str) -> None:
         await self._client.batches.cancel(batch_id)
+
+    async def close(self) -> None:
+        await self._client.close()
 
 
 def _openai_outcome(entry: dict[str, Any]) -> Answer | Lost:
@@ -245,3 +252,6 @@ class AnthropicBatches:
 
     async def cancel(self, batch_id: str) -> None:
         await self._client.messages.batches.cancel(batch_id)
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -96,6 +96,7 @@ class BatchClients:
     def __init__(self, batcher: Batcher) -> None:
         self.batcher = batcher
         self._clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._http: list[httpx.AsyncClient] = []
 
     def for_call(self, provider: str, api_base: str | None, api_key: str | None) -> Any:
         """LiteLLM's client for a call to *provider* at *api_base* with *api_key*."""
@@ -104,8 +105,17 @@ class BatchClients:
             self._clients[where] = self._make(provider, api_base, api_key)
         return self._clients[where]
 
+    async def aclose(self) -> None:
+        """Stop the batcher (its batches keep running) and close every client."""
+        await self.batcher.aclose()
+        for http in self._http:  # what the LiteLLM clients wrap
+            await http.aclose()
+        self._clients.clear()
+        self._http.clear()
+
     def _make(self, provider: str, api_base: str | None, api_key: str | None) -> Any:
         http = httpx.AsyncClient(transport=BatchTransport(self.batcher, provider), timeout=None)
+        self._http.append(http)
         if provider == "anthropic":
             from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
