@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import InvalidReplyError, PromptflowError, ProviderError, RunAbortedError
 from .._model import Model
 from .._program import PromptProgram
+from .._schema import json_schema_text
 from ._account import Account
 from ._cache import CachedReply, ReplyCache, cache_key
 from ._limits import (
@@ -262,10 +263,14 @@ async def interpret(
 
 
 def _batch_hold(program: PromptProgram[Any], model: Model, max_tokens: int | None) -> float:
-    """What a batch request is expected to cost: its prompt, and ``max_tokens`` (or 256) out."""
+    """What a batch request is expected to cost: its prompt (and the schema a structured
+    call sends with it), and ``max_tokens`` (or 256) out."""
     from ._providers import batch_price
 
-    tokens_in = len(program.text()) // 4 + 1
+    chars = len(program.text())
+    if program.decoding != "text":
+        chars += len(json_schema_text(program.result_type))
+    tokens_in = chars // 4 + 1
     price = batch_price(model.name, tokens_in, max_tokens or DEFAULT_OUTPUT_TOKENS)
     return price or 0.0
 

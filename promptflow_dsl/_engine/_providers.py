@@ -37,7 +37,7 @@ from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from .._sized import as_plain  # noqa: E402
-from ._batch import BatchClients, batch_key  # noqa: E402
+from ._batch import BatchClients, batch_key, check_batchable  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
     RAW_PROMPT,
@@ -74,7 +74,6 @@ for _name in ("instructor", "LiteLLM", "httpx"):
 __all__ = [
     "batch_price",
     "call_provider",
-    "check_batchable",
     "check_model",
     "embed_batch",
 ]
@@ -476,18 +475,6 @@ def _first_choice(response: Any) -> Any:
 BATCH_DISCOUNT = 0.5
 """The price of a batch request against the same request online, where LiteLLM's price map
 has no batch price (OpenAI and Anthropic both document half)."""
-BATCH_PROVIDERS = ("openai", "anthropic")
-
-
-def check_batchable(model: Model) -> None:
-    """Refuse batch mode for a provider without a batch API we cover, before any call."""
-    provider = provider_of(on_the_wire(model)[0])
-    if provider not in BATCH_PROVIDERS:
-        message = (
-            f"{model.name}: batch mode covers openai/ and anthropic/ models (their batch "
-            f"APIs), not {provider}/; run this model online"
-        )
-        raise ModelSettingError(message)
 
 
 def batch_price(model: str, tokens_in: int, tokens_out: int) -> float | None:

@@ -38,7 +38,14 @@ from .._errors import (
 from .._model import OFFLINE_MODEL, Model
 from .._program import PromptProgram
 from ._account import Account
-from ._batch import BatchClients, Batcher, BatchLedger, BatchOptions, SubmittedBatch
+from ._batch import (
+    BatchClients,
+    Batcher,
+    BatchLedger,
+    BatchOptions,
+    SubmittedBatch,
+    check_batchable,
+)
 from ._cache import ReplyCache, cache_key
 from ._driver import Sequence as Calls
 from ._driver import Started, add_usage, drive, start
@@ -264,9 +271,20 @@ class Session:
             return BATCH_ROWS_IN_FLIGHT
         return 2 * self.max_concurrency
 
+    def batching(self, model: Model) -> bool:
+        """True if *model*'s calls go through its provider's batch API in this run."""
+        return (self.batch or model.batch) and not model.is_offline and self.rehearsal is None
+
+    def check_models(self, models: Iterable[Model | None]) -> None:
+        """Refuse, before any call, a step's model that batch mode cannot send."""
+        for model in models:
+            chosen = model or self.model
+            if chosen is not None and self.batching(chosen):
+                check_batchable(chosen)
+
     def batches(self, model: Model) -> BatchClients | None:
         """The batch clients for *model*'s calls in batch mode (None: it runs online)."""
-        if not (self.batch or model.batch) or model.is_offline or self.rehearsal is not None:
+        if not self.batching(model):
             return None
         if self._batches is None:
             where = self.batch_ledger

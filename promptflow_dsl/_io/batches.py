@@ -15,6 +15,7 @@ from .._engine._batch import BatchLedger, SubmittedBatch, batch_client
 from .._engine._batch._batcher import describe_age
 from .._engine._cache import default_cache_path
 from .._engine._portal import run_sync
+from .._secrets import scrub
 from .parts import BATCH_LEDGER
 
 __all__ = ["batch_report", "ledger_path"]
@@ -37,6 +38,9 @@ def batch_report(ledger_file: Path, *, cancel: bool = False) -> list[str]:
     try:
         running = ledger.batches(running_only=True)
         collected = len(ledger.batches()) - len(running)
+        if cancel:  # a run waiting for them will not send their requests again
+            for batch in running:
+                ledger.ask_to_stop(batch.id)
         lines = [run_sync(_describe(batch, cancel=cancel)) for batch in running]
     finally:
         ledger.close()
@@ -55,6 +59,6 @@ async def _describe(batch: SubmittedBatch, *, cancel: bool) -> str:
             await client.cancel(batch.id)
         state = await client.state(batch.id)
     except Exception as exc:  # the provider cannot be asked: say why, go on
-        return f"{head}  {age} old  (could not ask {batch.provider}: {exc})"
+        return f"{head}  {age} old  (could not ask {batch.provider}: {scrub(str(exc))})"
     counts = f"{state.succeeded}/{state.total} done, {state.failed} failed"
     return f"{head}  {state.status}  {counts}  {age} old"

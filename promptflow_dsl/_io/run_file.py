@@ -198,6 +198,7 @@ def _run_chunks(
             batch=batch,
             batch_ledger=writer.batches,
         )
+        session.check_models(recipe.step_models)  # before any call
         written = display.step("input rows written")  # the whole file, not the chunks so far
         written.add_total(total_rows)
         session.replay_numbered(writer.taken_samples())

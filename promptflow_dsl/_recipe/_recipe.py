@@ -316,6 +316,7 @@ class Recipe:
                 batch=batch is not False,
                 batch_options=batch if isinstance(batch, BatchOptions) else BatchOptions(),
             )
+            session.check_models(self.step_models)  # before any call
             started = time.perf_counter()
             try:
                 out = await self.apply(frame, session)
@@ -345,6 +346,13 @@ class Recipe:
     def row_wise(self) -> bool:
         """True if every row's output depends on that row alone, so chunks give the same result."""
         return all(step.row_wise for step in self.steps)
+
+    @property
+    def step_models(self) -> list[Model | None]:
+        """The model of each technique step (None: the run's model)."""
+        from ._llm_step import TechniqueStep
+
+        return [step.model for step in self.steps if isinstance(step, TechniqueStep)]
 
     @property
     def calls_models(self) -> bool:

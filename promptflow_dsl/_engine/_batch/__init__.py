@@ -7,7 +7,7 @@ and answers each request when its batch ends.
 """
 
 from ._batcher import Batcher, BatchOptions, Lane, tell_running_batches
-from ._clients import Answer, BatchState, Lost, batch_client
+from ._clients import Answer, BatchState, Lost, batch_client, check_batchable
 from ._ledger import BatchLedger, SubmittedBatch
 from ._transport import BatchClients, batch_custom_id, batch_key
 
@@ -24,5 +24,6 @@ __all__ = [
     "batch_client",
     "batch_custom_id",
     "batch_key",
+    "check_batchable",
     "tell_running_batches",
 ]

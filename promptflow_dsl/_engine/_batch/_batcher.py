@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import ProviderError
-from ._clients import Answer, BatchClient, BatchState, Lost, batch_client
+from ..._secrets import scrub
+from ._clients import Answer, BatchClient, BatchState, Lost, batch_client, error_answer
 from ._ledger import BatchLedger, SubmittedBatch
 
 __all__ = ["BatchOptions", "Batcher", "Lane"]
@@ -31,6 +30,11 @@ __all__ = ["BatchOptions", "Batcher", "Lane"]
 _log = logging.getLogger("promptflow_dsl")
 
 Outcome = Answer | Lost
+
+NOT_SENT_AGAIN = 424
+"""The status of a request that must not be sent again (so not a transient one): its batch
+cannot be collected and may still run (sending it again could pay twice), or the user
+cancelled it during the run."""
 Progress = Callable[[str, "str | None"], None]
 
 
@@ -93,6 +97,7 @@ class Batcher:
         self.options = options or BatchOptions()
         self.progress = progress
         self.submitted: list[SubmittedBatch] = []  # this run's submissions, in order
+        self.started_at = time.time()
         self._lanes: dict[Lane, _Gathering] = {}
         self._clients: dict[tuple[str, str | None, str], BatchClient] = {}
         self._waiters: dict[str, dict[str, list[asyncio.Future[Outcome]]]] = {}
@@ -141,8 +146,9 @@ class Batcher:
         if custom_id in gathering.requests:  # the same request twice: one answer
             return await asyncio.shield(gathering.requests[custom_id].answer)
         now = time.monotonic()
-        size = len(json.dumps(body)) + len(custom_id) + 64
-        max_requests, max_bytes = self._client(lane).limits
+        client = self._client(lane)
+        size = client.size_of(custom_id, lane.endpoint, body)
+        max_requests, max_bytes = client.limits
         if gathering.requests and (
             len(gathering.requests) >= max_requests or gathering.size + size > max_bytes
         ):
@@ -187,14 +193,10 @@ class Batcher:
                 lane.model, lane.endpoint, [(w.custom_id, w.body) for w in requests]
             )
         except Exception as exc:
-            error = ProviderError(
-                f"{lane.provider} refused a batch of {len(requests)} requests: {exc}",
-                status=getattr(exc, "status_code", None),
-                transient=True,
-            )
+            outcome = _refusal(lane.provider, exc)
             for waiting in requests:
                 if not waiting.answer.done():
-                    waiting.answer.set_exception(error)
+                    waiting.answer.set_result(outcome)
             return
         batch = SubmittedBatch(
             batch_id, lane.provider, lane.model, lane.api_base, time.time(), len(requests)
@@ -212,7 +214,8 @@ class Batcher:
 
     async def _await_in(self, batch: SubmittedBatch, lane: Lane, custom_id: str) -> Outcome:
         if batch.id in self._collected:
-            return self._collected[batch.id].get(custom_id, Lost("missing"))
+            missing = Lost(f"is missing from the results of batch {batch.id}")
+            return self._collected[batch.id].get(custom_id, missing)
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(batch.id, {}).setdefault(custom_id, []).append(answer)
         if batch.id not in self._watchers:
@@ -237,7 +240,8 @@ class Batcher:
                 if failures >= self.options.max_poll_failures:
                     self._give_up(batch, exc)
                     return
-                _log.warning("could not look at batch %s (%s); trying again", batch.id, exc)
+                why = scrub(str(exc))
+                _log.warning("could not look at batch %s (%s); trying again", batch.id, why)
             else:
                 failures = 0
                 self._tell(batch, state)
@@ -253,13 +257,28 @@ class Batcher:
             return
         if self.ledger is not None:
             self.ledger.ended(batch.id, state.status)
+            asked = self.ledger.stop_asked_at(batch.id)
+            if asked is not None and asked >= self.started_at:  # cancelled during this run
+                outcomes = {cid: self._cancelled(batch, o) for cid, o in outcomes.items()}
         self._collected[batch.id] = outcomes
         if self.progress is not None:
             self.progress(batch.id, None)
         for custom_id, answers in self._waiters.pop(batch.id, {}).items():
             for answer in answers:
                 if not answer.done():
-                    answer.set_result(outcomes.get(custom_id, Lost("missing")))
+                    missing = Lost(f"is missing from the results of batch {batch.id}")
+                    answer.set_result(outcomes.get(custom_id, missing))
+
+    @staticmethod
+    def _cancelled(batch: SubmittedBatch, outcome: Outcome) -> Outcome:
+        """A request that the user's cancel stopped fails its row rather than run again."""
+        if isinstance(outcome, Answer):
+            return outcome
+        message = (
+            f"the request was cancelled before it ran: batch {batch.id} was cancelled with "
+            "`promptflow batches --cancel` (run again to send it anew)"
+        )
+        return error_answer(batch.provider, NOT_SENT_AGAIN, message)
 
     def _forget(self, batch: SubmittedBatch) -> None:
         """The provider does not know the batch: its requests are lost, to be sent again."""
@@ -274,18 +293,20 @@ class Batcher:
         for answers in self._waiters.pop(batch.id, {}).values():
             for answer in answers:
                 if not answer.done():
-                    answer.set_result(Lost("unknown to the provider"))
+                    answer.set_result(Lost(f"was in batch {batch.id}, unknown to the provider"))
 
     def _give_up(self, batch: SubmittedBatch, exc: BaseException) -> None:
-        error = ProviderError(
-            f"could not collect batch {batch.id} from {batch.provider}: {exc}; it may still "
-            "run at the provider: run again later to collect it",
-            status=getattr(exc, "status_code", None),
+        """The batch cannot be looked at: its rows fail (not to be sent again: it may still
+        run, and is paid for); a later run waits for it again."""
+        message = (
+            f"could not collect batch {batch.id} from {batch.provider}: {scrub(str(exc))}; it "
+            "may still be running: run again later to collect it"
         )
+        failed = error_answer(batch.provider, NOT_SENT_AGAIN, message)
         for answers in self._waiters.pop(batch.id, {}).values():
             for answer in answers:
                 if not answer.done():
-                    answer.set_exception(error)
+                    answer.set_result(failed)
 
     def _tell(self, batch: SubmittedBatch, state: BatchState) -> None:
         if self.progress is None:
@@ -302,6 +323,19 @@ class Batcher:
         if where not in self._clients:
             self._clients[where] = batch_client(lane.provider, lane.api_base, lane.api_key)
         return self._clients[where]
+
+
+def _refusal(provider: str, exc: BaseException) -> Outcome:
+    """What a failed submission means for its requests: the provider's refusal as their
+    reply (a 400 fails the rows, a 429 or 5xx is tried again), or, with no reply at all
+    (the connection), lost, to be sent again."""
+    status, body = getattr(exc, "status_code", None), getattr(exc, "body", None)
+    if status is None:
+        return Lost(f"could not be submitted: {scrub(str(exc))}")
+    if isinstance(body, dict) and body:
+        shaped = body if "error" in body else {"error": body}
+        return Answer(int(status), shaped)
+    return error_answer(provider, int(status), f"the batch was refused: {scrub(str(exc))}")
 
 
 def describe_age(seconds: float) -> str:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..._errors import ModelSettingError
+from ..._model import Model
+from .._modes import provider_of
 
 __all__ = [
     "Answer",
@@ -26,6 +28,8 @@ __all__ = [
     "Lost",
     "OpenAIBatches",
     "batch_client",
+    "check_batchable",
+    "error_answer",
 ]
 
 OPENAI_LIMITS = (50_000, 200 * 1024 * 1024)
@@ -44,9 +48,21 @@ class Answer:
 
 @dataclass(frozen=True)
 class Lost:
-    """A request that never ran: its batch expired or was cancelled first."""
+    """A request that never ran (its batch expired, was cancelled, failed as a whole...), so
+    it may be sent again; *reason* completes "the request ..."."""
 
     reason: str
+
+
+def error_answer(provider: str, status: int, message: str) -> Answer:
+    """A reply of *status* with *message*, in the provider's error shape.
+
+    >>> error_answer("anthropic", 424, "gone").body["error"]["message"]
+    'gone'
+    """
+    if provider == "anthropic":
+        return Answer(status, {"type": "error", "error": {"type": "api_error", "message": message}})
+    return Answer(status, {"error": {"message": message, "type": "batch_error"}})
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,10 @@ class BatchClient(Protocol):
 
     provider: str
     limits: tuple[int, int]
+
+    def size_of(self, custom_id: str, endpoint: str, body: Any) -> int:
+        """The bytes one request takes in a batch (its line, or its entry)."""
+        ...
 
     async def submit(self, model: str, endpoint: str, requests: list[tuple[str, Any]]) -> str:
         """Send (custom_id, body) requests as one batch; returns the batch id."""
@@ -86,6 +106,27 @@ class BatchClient(Protocol):
     async def close(self) -> None:
         """Close the client's connections."""
         ...
+
+
+BATCH_PROVIDERS = ("openai", "anthropic")
+"""The providers whose batch APIs batch mode covers."""
+
+
+def check_batchable(model: Model) -> None:
+    """Refuse batch mode for a model whose provider has no batch API we cover.
+
+    >>> check_batchable(Model("ollama/llama3.1", batch=True))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    promptflow_dsl._errors.ModelSettingError: ollama/llama3.1: batch mode covers openai/ ...
+    """
+    provider = provider_of(model.name)
+    if provider not in BATCH_PROVIDERS:
+        message = (
+            f"{model.name}: batch mode covers openai/ and anthropic/ models (their batch "
+            f"APIs), not {provider}/; run this model online"
+        )
+        raise ModelSettingError(message)
 
 
 def batch_client(provider: str, api_base: str | None, api_key: str | None) -> BatchClient:
@@ -122,12 +163,11 @@ class OpenAIBatches:
         key = _key(api_key, "OPENAI_API_KEY", self.provider)
         self._client = openai.AsyncOpenAI(api_key=key, base_url=api_base)
 
+    def size_of(self, custom_id: str, endpoint: str, body: Any) -> int:
+        return len(_openai_line(custom_id, endpoint, body)) + 1  # and its newline
+
     async def submit(self, model: str, endpoint: str, requests: list[tuple[str, Any]]) -> str:
-        lines = (
-            json.dumps({"custom_id": cid, "method": "POST", "url": endpoint, "body": body})
-            for cid, body in requests
-        )
-        data = ("\n".join(lines) + "\n").encode()
+        data = b"".join(_openai_line(cid, endpoint, body) + b"\n" for cid, body in requests)
         once = self._client.with_options(max_retries=0)  # a retried create could pay twice
         file = await self._client.files.create(
             file=("requests.jsonl", data, "application/jsonl"), purpose="batch"
@@ -151,18 +191,20 @@ class OpenAIBatches:
 
     async def results(self, batch_id: str, custom_ids: list[str]) -> dict[str, Answer | Lost]:
         batch = await self._client.batches.retrieve(batch_id)
-        outcomes: dict[str, Answer | Lost] = dict.fromkeys(custom_ids, Lost("missing"))
+        missing = Lost(f"is missing from the results of batch {batch_id}")
+        outcomes: dict[str, Answer | Lost] = dict.fromkeys(custom_ids, missing)
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
                 content = await self._client.files.content(file_id)
                 for line in content.text.splitlines():
                     if line.strip():
                         entry = json.loads(line)
-                        outcomes[entry["custom_id"]] = _openai_outcome(entry)
-        if batch.status == "failed" and batch.errors and batch.errors.data:
-            problem = f"the batch failed validation: {batch.errors.data[0].message}"
-            refused = Answer(400, {"error": {"message": problem}})
-            return {cid: refused for cid in custom_ids}
+                        outcomes[entry["custom_id"]] = _openai_outcome(entry, batch_id)
+        if batch.status == "failed":  # refused as a whole (a bad line, a full queue...)
+            errors = batch.errors.data if batch.errors and batch.errors.data else []
+            why = errors[0].message if errors else "no reason given"
+            refused = Lost(f"was in batch {batch_id}, which {self.provider} refused: {why}")
+            return dict.fromkeys(custom_ids, refused)
         return outcomes
 
     async def cancel(self, batch_id: str) -> None:
@@ -172,13 +214,19 @@ class OpenAIBatches:
         await self._client.close()
 
 
-def _openai_outcome(entry: dict[str, Any]) -> Answer | Lost:
+def _openai_line(custom_id: str, endpoint: str, body: Any) -> bytes:
+    """One line of an OpenAI batch file."""
+    line = {"custom_id": custom_id, "method": "POST", "url": endpoint, "body": body}
+    return json.dumps(line).encode()
+
+
+def _openai_outcome(entry: dict[str, Any], batch_id: str) -> Answer | Lost:
     response, error = entry.get("response"), entry.get("error")
     if response:
         return Answer(int(response.get("status_code", 500)), response.get("body") or {})
     code = (error or {}).get("code", "")
     if code in ("batch_expired", "batch_cancelled"):
-        return Lost(code.removeprefix("batch_"))
+        return Lost(f"{code.removeprefix('batch_')} in batch {batch_id} before it ran")
     return Answer(400, {"error": error or {"message": "the batch returned no response"}})
 
 
@@ -220,6 +268,10 @@ class AnthropicBatches:
         key = _key(api_key, "ANTHROPIC_API_KEY", self.provider)
         self._client = anthropic.AsyncAnthropic(api_key=key, base_url=api_base)
 
+    def size_of(self, custom_id: str, endpoint: str, body: Any) -> int:
+        entry = {"custom_id": custom_id, "params": body}
+        return len(json.dumps(entry).encode()) + 2  # and the comma and space between entries
+
     async def submit(self, model: str, endpoint: str, requests: list[tuple[str, Any]]) -> str:
         once = self._client.with_options(max_retries=0)  # a retried create could pay twice
         batch = await once.messages.batches.create(
@@ -236,7 +288,8 @@ class AnthropicBatches:
         return BatchState(batch.processing_status, ended, c.succeeded, failed, total)
 
     async def results(self, batch_id: str, custom_ids: list[str]) -> dict[str, Answer | Lost]:
-        outcomes: dict[str, Answer | Lost] = dict.fromkeys(custom_ids, Lost("missing"))
+        missing = Lost(f"is missing from the results of batch {batch_id}")
+        outcomes: dict[str, Answer | Lost] = dict.fromkeys(custom_ids, missing)
         async for entry in await self._client.messages.batches.results(batch_id):
             result = entry.result
             if result.type == "succeeded":
@@ -247,7 +300,7 @@ class AnthropicBatches:
                 outcomes[entry.custom_id] = Answer(anthropic_status(error), error)
             else:  # "canceled" or "expired": it never ran
                 lost = "cancelled" if result.type == "canceled" else "expired"
-                outcomes[entry.custom_id] = Lost(lost)
+                outcomes[entry.custom_id] = Lost(f"{lost} in batch {batch_id} before it ran")
         return outcomes
 
     async def cancel(self, batch_id: str) -> None:

@@ -31,13 +31,15 @@ __all__ = ["BatchLedger", "SubmittedBatch"]
 _SCHEMA = """
 create table if not exists batches (
     id text primary key, provider text not null, model text not null, api_base text,
-    submitted_at real not null, requests integer not null, status text not null
+    submitted_at real not null, requests integer not null, status text not null,
+    stop_asked_at real
 );
 create table if not exists requests (
     custom_id text not null, batch_id text not null, primary key (custom_id, batch_id)
 );
 """
 
+_FIELDS = "b.id, b.provider, b.model, b.api_base, b.submitted_at, b.requests, b.status"
 RUNNING = "running"
 """A batch's status in the ledger until its results are collected."""
 
@@ -78,7 +80,7 @@ class BatchLedger:
         with self._db:
             self._db.execute("begin")
             self._db.execute(
-                "insert or replace into batches values (?, ?, ?, ?, ?, ?, ?)",
+                "insert or replace into batches values (?, ?, ?, ?, ?, ?, ?, null)",
                 (
                     batch.id,
                     batch.provider,
@@ -97,10 +99,22 @@ class BatchLedger:
         """Note that a batch ended (completed, expired, cancelled, failed)."""
         self._db.execute("update batches set status = ? where id = ?", (status, batch_id))
 
+    def ask_to_stop(self, batch_id: str) -> None:
+        """Note that the user cancelled the batch, so a run waiting for it does not send its
+        requests again."""
+        now = time.time()
+        self._db.execute("update batches set stop_asked_at = ? where id = ?", (now, batch_id))
+
+    def stop_asked_at(self, batch_id: str) -> float | None:
+        """When the user cancelled the batch, if they did."""
+        row = self._db.execute("select stop_asked_at from batches where id = ?", (batch_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
     def latest_batch(self, custom_id: str) -> SubmittedBatch | None:
         """The batch that most recently carried this request, if any did."""
         row = self._db.execute(
-            "select b.* from requests r join batches b on b.id = r.batch_id "
+            f"select {_FIELDS} from requests r join batches b on b.id = r.batch_id "
             "where r.custom_id = ? order by b.submitted_at desc limit 1",
             (custom_id,),
         ).fetchone()
@@ -109,7 +123,7 @@ class BatchLedger:
     def batches(self, *, running_only: bool = False) -> list[SubmittedBatch]:
         """Every batch in the ledger (or only those not yet collected), oldest first."""
         where = f"where status = '{RUNNING}'" if running_only else ""
-        rows = self._db.execute(f"select * from batches {where} order by submitted_at")
+        rows = self._db.execute(f"select {_FIELDS} from batches b {where} order by submitted_at")
         return [SubmittedBatch(*row) for row in rows]
 
     def close(self) -> None:

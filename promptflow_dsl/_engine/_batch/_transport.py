@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ._batcher import Batcher, Lane
-from ._clients import Answer
+from ._clients import Answer, error_answer
 
 __all__ = ["BatchClients", "BatchTransport", "batch_custom_id", "batch_key"]
 
@@ -68,16 +68,10 @@ class BatchTransport(httpx.AsyncBaseTransport):
         outcome = await self.batcher.answer(lane, custom_id, body)
         if isinstance(outcome, Answer):
             return httpx.Response(outcome.status, json=outcome.body, request=request)
-        message = (
-            f"the request was {outcome.reason} in its batch before it ran; it goes in the "
-            "next batch"
-        )
-        error = (
-            {"type": "error", "error": {"type": "timeout_error", "message": message}}
-            if self.provider == "anthropic"
-            else {"error": {"message": message, "type": "batch_" + outcome.reason}}
-        )
-        return httpx.Response(408, json=error, request=request)
+        # It never ran: a transient status, so the engine's retry policy sends it again
+        # (in a new batch) while attempts remain.
+        lost = error_answer(self.provider, 408, f"the request {outcome.reason}")
+        return httpx.Response(lost.status, json=lost.body, request=request)
 
 
 def _key_of(request: httpx.Request) -> str:
