@@ -187,6 +187,10 @@ class ValidationExhaustedError(InvalidReplyError):
         self.attempts = attempts
 
 
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+"""HTTP statuses worth trying again: timeouts, conflicts, rate limits, server errors, overload."""
+
+
 class ProviderError(PromptflowError):
     """The call to the provider failed. ``transient`` errors are worth retrying."""
 

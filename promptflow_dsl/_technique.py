@@ -282,7 +282,8 @@ class Technique(Generic[R]):
         try:
             (outcome,) = await session.map(self.name, [self.sequence(*inputs, **attributes)])
         finally:  # a Model(batch=True) call: say how to collect a batch it left running
-            tell_running_batches(await session.aclose())
+            again = "call it again with the same cache" if store else None
+            tell_running_batches(await session.aclose(), again)
         return cast("Completion[R]", outcome).result  # on_error="raise": a failure raises
 
     def __call__(

@@ -52,16 +52,23 @@ class Account:
         self.sink = sink
         self.held_usd = 0.0  # dollars that requests waiting in batches are expected to cost
 
-    def begin(self, hold_usd: float = 0.0) -> None:
+    def begin(self, hold_usd: float = 0.0, *, count: bool = True) -> None:
         """Check the budget, then count one HTTP attempt as it is sent.
 
         An attempt counts from the moment it may reach the provider, so a run that is
         killed or cancelled mid-request still counts what the provider may bill. A request
         that waits hours in a batch first holds its expected cost (*hold_usd*, given back
         by :meth:`release`), so requests gathered at once cannot pass the budget together.
+        Such a request is counted (``count=False``, then :meth:`count_call`) by the run that
+        collects its answer, once, however many runs waited for it.
         """
         self.check()
         self.held_usd += hold_usd
+        if count:
+            self.count_call()
+
+    def count_call(self) -> None:
+        """Count one HTTP attempt (a request in a batch: when its answer is collected)."""
         self._add({"calls": 1})
 
     def release(self, hold_usd: float) -> None:

@@ -111,12 +111,15 @@ class Attempts:
         while True:
             tries += 1
             async with limiter.slot(self.estimate) as throttle:
-                self.account.begin(self.hold_usd)
+                # A request in a batch counts when its answer comes, by the run that collects it.
+                self.account.begin(self.hold_usd, count=not self.batched)
                 self.count += 1
                 try:
                     response = await request()
                 except ProviderError as exc:
                     self.account.release(self.hold_usd)
+                    if self.batched:
+                        self.account.count_call()
                     if exc.status == 429:
                         self._throttled(throttle, exc, limiter)
                     if not exc.transient or tries >= self.retry.max_attempts:
@@ -128,6 +131,8 @@ class Attempts:
                 else:
                     self.account.release(self.hold_usd)
                     measured = measure(response)
+                    if self.batched and not measured.counted:
+                        self.account.count_call()
                     self._add(measured)
                     throttle.used = (measured.input_tokens or 0) + (measured.output_tokens or 0)
                     if limiter.limited_since is not None:
@@ -159,7 +164,8 @@ class Attempts:
             measured.output_tokens,
             measured.cost_usd,
         )
-        self.account.used(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+        if not measured.counted:  # not by an earlier run that collected the same answer
+            self.account.used(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
         self.input_tokens = _plus(self.input_tokens, tokens_in)
         self.output_tokens = _plus(self.output_tokens, tokens_out)
         self.cost_usd = _plus(self.cost_usd, cost)

@@ -28,6 +28,7 @@ from instructor.core import InstructorRetryException  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from .._errors import (  # noqa: E402
+    TRANSIENT_STATUS,
     ModelSettingError,
     PromptflowError,
     ProviderError,
@@ -37,7 +38,7 @@ from .._model import Mode, Model  # noqa: E402
 from .._program import PromptProgram  # noqa: E402
 from .._secrets import scrub_exception_chain  # noqa: E402
 from .._sized import as_plain  # noqa: E402
-from ._batch import BatchClients, batch_key, check_batchable  # noqa: E402
+from ._batch import COUNTED_HEADER, BatchClients, batch_key, check_batchable  # noqa: E402
 from ._modes import (  # noqa: E402
     FORCING,
     RAW_PROMPT,
@@ -86,7 +87,6 @@ _INSTRUCTOR_MODES = {
 }
 HF_ROUTER = "https://router.huggingface.co/v1"
 """Hugging Face's OpenAI-compatible router to its inference providers."""
-_TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 def _request_kwargs(program: PromptProgram[Any], model: Model) -> dict[str, Any]:
@@ -499,11 +499,17 @@ def batch_price(model: str, tokens_in: int, tokens_out: int) -> float | None:
 
 
 def _batch_usage(response: Any, request: dict[str, Any]) -> Measured:
+    """A batch answer's usage at the batch price; ``counted`` when the transport says an
+    earlier run collected (and counted) this very answer."""
     used = _usage(response, request)
+    headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+    counted = f"llm_provider-{COUNTED_HEADER}" in headers
     if used.input_tokens is None or used.output_tokens is None:
-        return used
+        return Measured(used.input_tokens, used.output_tokens, used.cost_usd, counted=counted)
     price = batch_price(request.get("model", ""), used.input_tokens, used.output_tokens)
-    return Measured(used.input_tokens, used.output_tokens, price, estimated=used.estimated)
+    return Measured(
+        used.input_tokens, used.output_tokens, price, estimated=used.estimated, counted=counted
+    )
 
 
 def _price(model: str, tokens_in: int, tokens_out: int) -> float | None:
@@ -552,7 +558,7 @@ def _provider_error(
     )
     timed_out = isinstance(exc, (litellm.Timeout, TimeoutError))
     connection = isinstance(exc, litellm.APIConnectionError)
-    transient = not unauthorised and (timed_out or connection or status in _TRANSIENT_STATUS)
+    transient = not unauthorised and (timed_out or connection or status in TRANSIENT_STATUS)
     retry_after = _retry_after(exc)
     message = f"{kind}: {text}"[:500]
     if unauthorised:

@@ -32,12 +32,14 @@ class Reply:
 @dataclass(frozen=True)
 class Measured:
     """One response's tokens and dollars; ``estimated`` when the server reported no usage
-    and LiteLLM's counter stood in."""
+    and LiteLLM's counter stood in; ``counted`` when an earlier run counted this answer
+    already (it collected it from the same batch)."""
 
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
     estimated: bool = False
+    counted: bool = False
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,8 @@ class Recipe:
             try:
                 out = await self.apply(frame, session)
             finally:
-                tell_running_batches(await session.aclose())
+                again = "run the same recipe again with the same cache" if session.cache else None
+                tell_running_batches(await session.aclose(), again)
         failures = int(out["error"].is_not_null().sum()) if "error" in out.columns else 0
         summary = RunSummary.of(
             session, frame.height, out.height, failures, time.perf_counter() - started

@@ -9,9 +9,10 @@ and answers each request when its batch ends.
 from ._batcher import Batcher, BatchOptions, Lane, tell_running_batches
 from ._clients import Answer, BatchState, Lost, batch_client, check_batchable
 from ._ledger import BatchLedger, SubmittedBatch
-from ._transport import BatchClients, batch_custom_id, batch_key
+from ._transport import COUNTED_HEADER, BatchClients, batch_custom_id, batch_key
 
 __all__ = [
+    "COUNTED_HEADER",
     "Answer",
     "BatchClients",
     "BatchLedger",

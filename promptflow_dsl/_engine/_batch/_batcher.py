@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..._errors import TRANSIENT_STATUS
 from ..._secrets import scrub
 from ._clients import Answer, BatchClient, BatchState, Lost, batch_client, error_answer
 from ._ledger import BatchLedger, SubmittedBatch
@@ -50,7 +52,6 @@ class BatchOptions:
     max_wait_s: float = 60.0  # ... or once its oldest request waited this long
     poll_s: float = 2.0  # the first look at a running batch; later looks back off x1.5
     max_poll_s: float = 60.0
-    max_poll_failures: int = 10  # consecutive failed looks before the waiters give up
 
 
 @dataclass(frozen=True)
@@ -228,35 +229,40 @@ class Batcher:
             self._watchers[batch.id] = asyncio.create_task(self._watch_until_ended(batch, client))
 
     async def _watch_until_ended(self, batch: SubmittedBatch, client: BatchClient) -> None:
-        delay, failures = self.options.poll_s, 0
+        """Look at the batch until it ended, then collect it. Looking costs nothing, so an
+        outage is waited out for as long as the run lives; a refusal that will not pass (a
+        key, a permission) fails the waiting rows, and a batch the provider does not know
+        is forgotten."""
+        delay = self.options.poll_s
         while True:
             try:
                 state = await client.state(batch.id)
+                if state.ended:
+                    outcomes = await client.results(batch.id, list(self._waiters.get(batch.id, {})))
+                    break
+                self._tell(batch, state)
             except Exception as exc:
-                if getattr(exc, "status_code", None) == 404:  # deleted, or another account's
+                status = getattr(exc, "status_code", None)
+                if status == 404:  # deleted, or another account's
                     self._forget(batch)
                     return
-                failures += 1
-                if failures >= self.options.max_poll_failures:
+                if status is not None and status not in TRANSIENT_STATUS:
                     self._give_up(batch, exc)
                     return
                 why = scrub(str(exc))
                 _log.warning("could not look at batch %s (%s); trying again", batch.id, why)
-            else:
-                failures = 0
-                self._tell(batch, state)
-                if state.ended:
-                    break
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, self.options.max_poll_s)
-        try:
-            waiting = list(self._waiters.get(batch.id, {}))
-            outcomes = await client.results(batch.id, waiting)
-        except Exception as exc:
-            self._give_up(batch, exc)
-            return
         if self.ledger is not None:
             self.ledger.ended(batch.id, state.status)
+            answered = [cid for cid, o in outcomes.items() if isinstance(o, Answer)]
+            counted = self.ledger.collected(batch.id, answered)
+            outcomes = {
+                cid: dataclasses.replace(o, counted=True)
+                if cid in counted and isinstance(o, Answer)
+                else o
+                for cid, o in outcomes.items()
+            }
             asked = self.ledger.stop_asked_at(batch.id)
             if asked is not None and asked >= self.started_at:  # cancelled during this run
                 outcomes = {cid: self._cancelled(batch, o) for cid, o in outcomes.items()}
@@ -351,21 +357,25 @@ def describe_age(seconds: float) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
-def tell_running_batches(
-    batches: list[SubmittedBatch],
-    again: str = "run the same recipe again with the same cache",
-) -> None:
-    """Tell a user whose run stopped while batches still ran how to collect them."""
+def tell_running_batches(batches: list[SubmittedBatch], again: str | None) -> None:
+    """Tell a user whose run stopped while batches still ran how to collect them: *again*
+    (what to do), or None when no ledger noted them, so no later run can find them."""
     if not batches:
         return
     names = ", ".join(f"{b.id} ({b.provider}, {b.requests} requests)" for b in batches[:5])
     more = f" and {len(batches) - 5} more" if len(batches) > 5 else ""
+    how = (
+        f"to collect them, {again}: nothing is submitted twice"
+        if again
+        else "no ledger noted them (the run had no cache), so a later run submits their "
+        "requests anew: cancel them at the provider if they are not wanted"
+    )
     _log.warning(
         "%d batch%s still running at the provider: %s%s. They keep running and are "
-        "paid for; to collect them, %s: nothing is submitted twice.",
+        "paid for; %s.",
         len(batches),
         "" if len(batches) == 1 else "es",
         names,
         more,
-        again,
+        how,
     )

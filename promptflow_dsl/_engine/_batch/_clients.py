@@ -40,10 +40,12 @@ ANTHROPIC_LIMITS = (100_000, 256 * 1024 * 1024)
 
 @dataclass(frozen=True)
 class Answer:
-    """A request's reply as the provider would have sent it online: status and body."""
+    """A request's reply as the provider would have sent it online: status and body;
+    ``counted`` when an earlier run collected this answer (and counted what it cost)."""
 
     status: int
     body: dict[str, Any]
+    counted: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ create table if not exists batches (
     stop_asked_at real
 );
 create table if not exists requests (
-    custom_id text not null, batch_id text not null, primary key (custom_id, batch_id)
+    custom_id text not null, batch_id text not null, collected_at real,
+    primary key (custom_id, batch_id)
 );
 """
 
@@ -92,8 +93,29 @@ class BatchLedger:
                 ),
             )
             self._db.executemany(
-                "insert or ignore into requests values (?, ?)", [(i, batch.id) for i in ids]
+                "insert or ignore into requests values (?, ?, null)", [(i, batch.id) for i in ids]
             )
+
+    def collected(self, batch_id: str, custom_ids: Iterable[str]) -> set[str]:
+        """Note that these answers of a batch are collected; returns those that an earlier
+        run had collected (and counted) already."""
+        ids, now = list(custom_ids), time.time()
+        before: set[str] = set()
+        with self._db:
+            self._db.execute("begin")
+            for start in range(0, len(ids), 500):  # under SQLite's limit of variables
+                chunk = ids[start : start + 500]
+                rows = self._db.execute(
+                    "select custom_id from requests where batch_id = ? and collected_at is not "
+                    f"null and custom_id in ({','.join('?' * len(chunk))})",
+                    (batch_id, *chunk),
+                )
+                before.update(row[0] for row in rows)
+            self._db.executemany(
+                "update requests set collected_at = ? where batch_id = ? and custom_id = ?",
+                [(now, batch_id, custom_id) for custom_id in ids],
+            )
+        return before
 
     def ended(self, batch_id: str, status: str) -> None:
         """Note that a batch ended (completed, expired, cancelled, failed)."""

@@ -28,7 +28,10 @@ import httpx
 from ._batcher import Batcher, Lane
 from ._clients import Answer, error_answer
 
-__all__ = ["BatchClients", "BatchTransport", "batch_custom_id", "batch_key"]
+__all__ = ["COUNTED_HEADER", "BatchClients", "BatchTransport", "batch_custom_id", "batch_key"]
+
+COUNTED_HEADER = "x-promptflow-counted"
+"""Marks an answer that an earlier run collected and counted (its usage is not counted again)."""
 
 batch_key: ContextVar[str] = ContextVar("promptflow_batch_key")
 """The cache key of the call whose requests the transport is given (set per call)."""
@@ -67,7 +70,10 @@ class BatchTransport(httpx.AsyncBaseTransport):
         custom_id = batch_custom_id(batch_key.get(), body)
         outcome = await self.batcher.answer(lane, custom_id, body)
         if isinstance(outcome, Answer):
-            return httpx.Response(outcome.status, json=outcome.body, request=request)
+            headers = {COUNTED_HEADER: "1"} if outcome.counted else None
+            return httpx.Response(
+                outcome.status, json=outcome.body, headers=headers, request=request
+            )
         # It never ran: a transient status, so the engine's retry policy sends it again
         # (in a new batch) while attempts remain.
         lost = error_answer(self.provider, 408, f"the request {outcome.reason}")
