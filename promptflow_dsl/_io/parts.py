@@ -37,6 +37,19 @@ _NUMBERED_KEY = "promptflow_dsl.numbered"
 BATCH_LEDGER = "batches.sqlite"
 
 
+def _batches_running(ledger: Path) -> bool:
+    """True if the batch ledger at *ledger* names a batch not yet collected."""
+    if not ledger.exists():
+        return False
+    from .._engine._batch import BatchLedger
+
+    book = BatchLedger(ledger)
+    try:
+        return bool(book.batches(running_only=True))
+    finally:
+        book.close()
+
+
 def _clear_but_batches(folder: Path) -> None:
     """Remove a parts folder's contents, except its batch ledger."""
     for entry in folder.iterdir():
@@ -181,12 +194,16 @@ class PartWriter:
     def finish(self, metadata: dict[str, str] | None = None) -> None:
         """Join the parts into the output (*metadata* in a Parquet footer); remove them.
 
-        The output replaces an earlier file at its path only once it is complete.
+        The output replaces an earlier file at its path only once it is complete. A batch
+        ledger that still names a running batch stays (a later run collects it).
         """
         self.close()
         with self._writing(self.output):
             self._join(self._parts(), metadata)
-        shutil.rmtree(self.folder)
+        if _batches_running(self.batches):
+            _clear_but_batches(self.folder)
+        else:
+            shutil.rmtree(self.folder)
 
     def _join(self, parts: list[Path], metadata: dict[str, str] | None) -> None:
         schemas = {tuple(pl.read_parquet_schema(p).items()) for p in parts}

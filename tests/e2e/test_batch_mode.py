@@ -325,3 +325,23 @@ def test_a_batch_the_provider_no_longer_knows_is_submitted_again(tmp_path):
         assert second.stats.batches_created == 2  # both steps, submitted anew
     assert pl.read_parquet(output)["error"].is_null().all()
     assert took < 30, "it polled the unknown batch instead of submitting again"
+
+
+def test_a_finished_output_keeps_the_ledger_of_a_batch_still_running(tmp_path):
+    """Rows whose batch could not be collected (the provider refused to show it) fail; the
+    output is written, and the ledger stays so a later run can collect that batch."""
+    from promptflow_dsl._engine._batch import BatchLedger, SubmittedBatch
+    from promptflow_dsl._io.parts import PartWriter
+
+    output = tmp_path / "out.parquet"
+    writer = PartWriter(output, {"input": "x"})
+    writer.write(0, pl.DataFrame({"a": [1]}), numbered=[])
+    ledger = BatchLedger(writer.batches)
+    ledger.submitted(SubmittedBatch("batch_1", "openai", "gpt-4o-mini", None), ["k"])
+    ledger.close()
+    writer.finish()
+    assert output.exists() and writer.batches.exists()
+    assert not list(writer.folder.glob("part-*"))
+    again = PartWriter(output, {"input": "x"})  # the next run starts over, the ledger stays
+    assert again.batches.exists()
+    again.close()
