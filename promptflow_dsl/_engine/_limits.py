@@ -10,6 +10,8 @@ Every attempt waits for its model's :class:`ModelLimiter` before it is sent:
   multiplicative decrease, as TCP does).
 
 The global in-flight cap (``max_concurrency``) is the executor's; these limits sit under it.
+An engine that runs on several machines (Ray) installs its own limiters for an event loop
+with :func:`share_limiters`, so that every worker draws on the same limits.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["ModelLimiter", "Throttle", "estimate_tokens", "limiter_for"]
+__all__ = [
+    "LimiterFactory",
+    "ModelLimiter",
+    "Throttle",
+    "estimate_tokens",
+    "limiter_for",
+    "share_limiters",
+]
 
 _DEFAULT_OUTPUT_TOKENS = 256
 
@@ -131,10 +140,27 @@ class Throttle:
     retry_after: float | None = None
 
 
+LimiterFactory = Callable[[str, "str | None", "float | None", "float | None"], ModelLimiter]
+"""Makes the limiter of a model: ``factory(name, api_base, rpm, tpm)``."""
+
 _limiters: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
     dict[tuple[str, str | None, float | None, float | None], ModelLimiter],
 ] = weakref.WeakKeyDictionary()
+_factories: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LimiterFactory] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _local(name: str, api_base: str | None, rpm: float | None, tpm: float | None) -> ModelLimiter:
+    return ModelLimiter(rpm=rpm, tpm=tpm)
+
+
+def share_limiters(factory: LimiterFactory) -> None:
+    """Make the running loop's limiters with *factory* from now on (limiters it made
+    before stay): a cluster engine's, whose limiters draw on limits shared by every worker.
+    """
+    _factories[asyncio.get_running_loop()] = factory
 
 
 def limiter_for(
@@ -144,8 +170,9 @@ def limiter_for(
 
     Limiters are held weakly by their loop: a closed, collected loop takes them along.
     """
-    mine = _limiters.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    mine = _limiters.setdefault(loop, {})
     key = (name, api_base, rpm, tpm)
     if key not in mine:
-        mine[key] = ModelLimiter(rpm=rpm, tpm=tpm)
+        mine[key] = _factories.get(loop, _local)(name, api_base, rpm, tpm)
     return mine[key]
