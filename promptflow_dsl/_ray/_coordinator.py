@@ -34,19 +34,30 @@ class RunCoordinator:
         self._account = Account(max_cost_usd=max_cost_usd)
         self._numbering = Numbering()
         self._joins: dict[str, int] = {}
+        self._handles: dict[str, Any] = {}
         self._limits: dict[LimitsKey, Any] = {}
 
-    def join(self, worker: str) -> int:
-        """Note a worker that starts; one that joins again was restarted, so the sample
-        indices it held go back to be handed out again. Returns how many workers joined."""
+    def join(self, worker: str, handle: Any = None) -> int:
+        """Note a worker that starts (its id, and its actor handle); one that joins again
+        was restarted, so the sample indices it held go back to be handed out again.
+        Returns how many workers joined."""
         if worker in self._joins:
             self._numbering.release(worker)
         self._joins[worker] = self._joins.get(worker, 0) + 1
+        self._handles[worker] = handle
         return len(self._joins)
 
     def workers(self) -> int:
         """How many distinct workers joined the run (a restarted one counts once)."""
         return len(self._joins)
+
+    def worker_handles(self) -> list[Any]:
+        """The actor of every worker that joined (to watch or stop one)."""
+        return list(self._handles.values())
+
+    def restarts(self) -> int:
+        """How many times a worker joined again after it was restarted."""
+        return sum(self._joins.values()) - len(self._joins)
 
     def number(self, prompt_key: str, worker: str) -> int:
         """The sample index of the next occurrence of a prompt, for a row of *worker*."""

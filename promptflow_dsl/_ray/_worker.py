@@ -71,8 +71,10 @@ class RecipeWorker:
         if self._recipe.calls_models:  # LiteLLM takes seconds to import: before any batch
             importlib.import_module("promptflow_dsl._engine._providers")
         self._coordinator = settings.coordinator
-        worker = ray.get_runtime_context().get_actor_id() or "driver"
-        ray.get(self._coordinator.join.remote(worker))  # a restart gives back its samples
+        context = ray.get_runtime_context()
+        worker = context.get_actor_id() or "driver"
+        # A restarted worker joins again, and gets back the sample indices it held.
+        ray.get(self._coordinator.join.remote(worker, context.current_actor))
         self._account = SharedAccount(self._coordinator, max_cost_usd=settings.max_cost_usd)
         cache = None
         if settings.cache_server is not None and settings.cache_path is not None:
@@ -87,6 +89,7 @@ class RecipeWorker:
             coordinator=self._coordinator,
             worker=worker,
         )
+        self._budget = settings.max_cost_usd is not None
         self._sharing = False
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
@@ -109,4 +112,6 @@ class RecipeWorker:
         async def resolve() -> Any:
             return await coordinator.limits_for.remote((name, api_base, rpm, tpm))
 
-        return SharedLimiter(rpm=rpm, tpm=tpm, resolve=resolve, before_send=self._account.refresh)
+        # With a budget, the run's spending is fetched before every attempt.
+        refresh = self._account.refresh if self._budget else None
+        return SharedLimiter(rpm=rpm, tpm=tpm, resolve=resolve, before_send=refresh)
