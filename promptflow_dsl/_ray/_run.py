@@ -13,6 +13,7 @@ from the cache.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +22,7 @@ from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._errors import EngineError, PromptflowError
 from .._model import Model
 from .._recipe._recipe import Recipe
+from .._secrets import is_secret_name
 from ._cache import start_cache_server
 from ._coordinator import start_coordinator
 from ._worker import RecipeWorker, WorkerSettings
@@ -28,7 +30,13 @@ from ._worker import RecipeWorker, WorkerSettings
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["ClusterRun", "original_error", "refuse_whole_frame_steps", "run_on_ray"]
+__all__ = [
+    "ClusterRun",
+    "credentials_from_environment",
+    "original_error",
+    "refuse_whole_frame_steps",
+    "run_on_ray",
+]
 
 DEFAULT_WORKERS = 2
 DEFAULT_CPUS_PER_WORKER = 0.5
@@ -129,6 +137,7 @@ class ClusterRun:
             batch_size=rows,
             batch_format="pyarrow",
             num_cpus=self.cpus_per_worker,
+            runtime_env={"env_vars": credentials_from_environment()},
         )
 
     def totals(self) -> dict[str, float]:
@@ -150,6 +159,13 @@ class ClusterRun:
 
         reason: str | None = ray.get(self.coordinator.exhausted.remote())
         return reason
+
+
+def credentials_from_environment() -> dict[str, str]:
+    """The driver's environment variables whose names mark a credential (``OPENAI_API_KEY``,
+    ``HF_TOKEN``...): the workers need the provider keys, and on another node, or in a
+    cluster that was started elsewhere, they do not have the driver's environment."""
+    return {name: value for name, value in os.environ.items() if is_secret_name(name)}
 
 
 def run_on_ray(recipe: Recipe, dataset: Any, **options: Any) -> ray.data.Dataset:
