@@ -47,6 +47,7 @@ from ._errors import (  # noqa: E402
 )
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
+from ._ray._vllm import build_vllm_processor  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
 from ._recipe._dedup_exact import dedup_exact  # noqa: E402
 from ._recipe._embed import embed  # noqa: E402
@@ -161,6 +162,7 @@ __all__ = [
     "UserAssistantPair",
     "ValidationExhaustedError",
     "bootstrap_instructions",
+    "build_vllm_processor",
     "choose",
     "complexity_score",
     "conversation",
