@@ -1,32 +1,44 @@
 """SharedAccount: a worker's account, whose budget is the whole run's.
 
-Each entry the worker counts (an attempt sent, what it used, a cache hit) goes to the
-run's coordinator as well. Before every attempt, once the model's limits give it a turn,
-the worker fetches the run's totals (:meth:`SharedAccount.refresh`), so the budget is
-checked against every worker's spending: a cluster run overshoots its budget by at most
-the calls in flight on all workers, as one machine overshoots by its own.
+What the worker counts (an attempt sent, what it used, a cache hit) goes to the run's
+coordinator too, which adds up every worker's. With a budget, each entry goes at once, and
+before every attempt, once the model's limits give it a turn, the worker fetches the run's
+totals (:meth:`SharedAccount.refresh`): the budget is checked against every worker's
+spending, so a cluster run overshoots it by at most the calls in flight on all workers, as
+one machine overshoots by its own. Without a budget the entries only feed the run's
+summary, and go together, a few times a second and at the end of each batch.
 
->>> class Coordinator:  # what the actor answers, for the example
-...     spent = {"cost_usd": 0.02}
-...     def totals(self): return dict(self.spent)
-...     def add(self, entry): self.spent["cost_usd"] += entry.get("cost_usd", 0)
 >>> import asyncio
->>> account = SharedAccount(Coordinator(), max_cost_usd=0.01, call=lambda method, *a: method(*a))
->>> account.totals["cost_usd"], account.exhausted
-(0, None)
->>> asyncio.run(account.refresh(fetch=lambda: asyncio.sleep(0, Coordinator.spent)))
+>>> class Coordinator:  # the actor's methods, called directly for the example
+...     spent: dict = {}
+...     def add(self, entry):
+...         for key, value in entry.items():
+...             self.spent[key] = self.spent.get(key, 0) + value
+>>> coordinator = Coordinator()
+>>> account = SharedAccount(coordinator, max_cost_usd=0.01, call=lambda method, *a: method(*a))
+>>> account.begin(); account.used(cost_usd=0.004)
+>>> coordinator.spent["calls"], coordinator.spent["cost_usd"], account.exhausted
+(1, 0.004, None)
+>>> async def others_spent():  # what refresh() fetches: every worker's totals
+...     return {"calls": 3, "cost_usd": 0.012}
+>>> asyncio.run(account.refresh(others_spent))
 >>> account.exhausted  # doctest: +ELLIPSIS
-'max_cost_usd=0.01 reached ($0.0200 spent); ...'
+'max_cost_usd=0.01 reached ($0.0120 spent); ...'
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .._engine._account import Account
 
-__all__ = ["SharedAccount"]
+__all__ = ["FLUSH_S", "SharedAccount"]
+
+FLUSH_S = 0.2
+"""Without a budget, a worker's entries go to the coordinator together this often."""
 
 Send = Callable[..., Any]
 Fetch = Callable[[], Awaitable[Mapping[str, float]]]
@@ -50,12 +62,32 @@ class SharedAccount(Account):
         self._coordinator = coordinator
         self._call = call
         self._run = Account(max_cost_usd=max_cost_usd)
+        self._pending: Counter[str] = Counter()
+        self._flushing: asyncio.TimerHandle | None = None
 
     def _share(self, entry: dict[str, float]) -> None:
-        # Calls from one worker reach the coordinator in the order they were made.
-        self._call(self._coordinator.add, entry)
         for key, value in entry.items():
             self._run.totals[key] = self._run.totals.get(key, 0) + value
+            self._pending[key] += value
+        if self.max_cost_usd is not None:
+            self.flush()
+        elif self._flushing is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait on: now
+                self.flush()
+            else:
+                self._flushing = loop.call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Send what this worker counted since the last time (one message)."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        if self._pending:
+            # Messages from one worker reach the coordinator in the order they were sent.
+            self._call(self._coordinator.add, dict(self._pending))
+            self._pending.clear()
 
     async def refresh(self, fetch: Fetch | None = None) -> None:
         """Fetch the run's totals from the coordinator (every worker's calls so far)."""

@@ -101,6 +101,7 @@ class RecipeWorker:
             self._sharing = True
         frame = cast("pl.DataFrame", pl.from_arrow(batch))  # a table makes a frame
         out = await self._recipe.apply(frame, self._session)
+        self._account.flush()  # the batch's spending is in the run's totals before it ends
         yield out.to_arrow()
 
     def _limiter(
