@@ -29,7 +29,6 @@ summary, and go together, a few times a second and at the end of each batch.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -62,13 +61,13 @@ class SharedAccount(Account):
         self._coordinator = coordinator
         self._call = call
         self._run = Account(max_cost_usd=max_cost_usd)
-        self._pending: Counter[str] = Counter()
+        self._pending: dict[str, float] = {}
         self._flushing: asyncio.TimerHandle | None = None
 
     def _share(self, entry: dict[str, float]) -> None:
         for key, value in entry.items():
             self._run.totals[key] = self._run.totals.get(key, 0) + value
-            self._pending[key] += value
+            self._pending[key] = self._pending.get(key, 0) + value
         if self.max_cost_usd is not None:
             self.flush()
         elif self._flushing is None:
