@@ -124,11 +124,15 @@ class ModelLimiter:
         if reserved and throttle.used is not None:
             self._tokens += reserved - throttle.used
         if throttle.throttled:
-            pause = throttle.retry_after if throttle.retry_after is not None else 1.0
-            self._paused_until = max(self._paused_until, time.monotonic() + pause)
-            self._window = max(1.0, min(self._window, self._in_flight) / 2)
+            self.back_off(throttle.retry_after if throttle.retry_after is not None else 1.0)
         elif self._window != math.inf:
             self._window += 1 / self._window
+
+    def back_off(self, pause: float) -> None:
+        """Pause the model for *pause* seconds and halve its calls in flight, as a 429 does
+        (a cluster engine calls it when a 429 reached another worker)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        self._window = max(1.0, min(self._window, max(1, self._in_flight)) / 2)
 
 
 @dataclass
