@@ -111,6 +111,15 @@ class ClusterRun:
             max_cost_usd=max_cost_usd,
         )
 
+    def _start_limits(self) -> None:
+        """Start the limits actor of every model the steps call, while the workers start
+        (an actor takes seconds to come up; the first call should not wait for it)."""
+        for step in self.recipe.steps:
+            chosen = getattr(step, "model", None) or self.settings.model
+            if isinstance(chosen, Model) and step.calls_models and not chosen.is_offline:
+                key = (chosen.name, chosen.api_base, chosen.rpm, chosen.tpm)
+                self.coordinator.limits_for.remote(key)
+
     def apply(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
         """The recipe over *dataset*: a lazy Dataset of the output rows (in no set order).
 
@@ -119,6 +128,7 @@ class ClusterRun:
         import ray.data
 
         self.recipe.check(dataset.columns() or [])
+        self._start_limits()
         rows = max(1, self.max_concurrency)  # a batch fills one worker's calls in flight
         context = dataset.context  # shared with the Datasets derived from it
         if context.wait_for_min_actors_s <= 0:
