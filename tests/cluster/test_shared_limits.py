@@ -43,8 +43,8 @@ def test_rpm_holds_across_workers(ray_cluster):
 
 
 def test_a_429_seen_by_one_worker_pauses_them_all(ray_cluster):
-    # The first request gets a 429 asking for 1.5 s; every worker waits it out.
-    arrivals = Arrivals(first=[Reply(status=429, headers={"Retry-After": "1.5"})])
+    # The first request gets a 429 asking for 3 s; every worker waits it out.
+    arrivals = Arrivals(first=[Reply(status=429, headers={"Retry-After": "3"})])
     with LoopbackServer(latency=0.05, responder=arrivals) as server:
         out = collect(
             text_generation.step().run(
@@ -58,10 +58,11 @@ def test_a_429_seen_by_one_worker_pauses_them_all(ray_cluster):
         )
     assert out.height == 40 and out["error"].is_null().all()
     limited = arrivals.times[0]
-    # Requests already on their way when the 429 was sent may still arrive; after that,
-    # nothing until the pause is over (without sharing, the other worker would go on
-    # sending some 40 requests a second).
-    during = [t - limited for t in arrivals.times if 0.3 < t - limited < 1.4]
+    # Requests already on their way when the 429 was sent may still arrive (the other
+    # worker hears of the pause within 0.1 s, and a loaded machine can hold a request that
+    # already had its turn for a while before it is sent); after that, nothing until the
+    # pause is over. Without sharing, the other worker goes on sending several a second.
+    during = [t - limited for t in arrivals.times if 1.0 < t - limited < 2.9]
     assert during == [], during
     assert len(arrivals.times) == 41
 
