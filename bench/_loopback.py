@@ -49,6 +49,11 @@ class ChildServer:
         self.api_base: str = self._parent.recv()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The server's process (so its CPU can be left out)."""
+        return int(self._process.pid or 0)
+
     def take(self) -> tuple[float, int]:
         """The latencies slept since the last take: their sum and count."""
         self._parent.send("take")

@@ -26,6 +26,7 @@ from ._errors import (  # noqa: E402
     ColumnOverwriteWarning,
     CompositionError,
     CredentialsInURLError,
+    EngineError,
     InputError,
     InputFileError,
     InputTypeError,
@@ -47,6 +48,7 @@ from ._errors import (  # noqa: E402
 )
 from ._model import OFFLINE_MODEL, Mode, Model  # noqa: E402
 from ._program import Message, PromptProgram  # noqa: E402
+from ._ray._vllm import build_vllm_processor  # noqa: E402
 from ._recipe._dedup import dedup_rouge_l  # noqa: E402
 from ._recipe._dedup_exact import dedup_exact  # noqa: E402
 from ._recipe._embed import embed  # noqa: E402
@@ -114,6 +116,7 @@ __all__ = [
     "CompositionError",
     "Contract",
     "CredentialsInURLError",
+    "EngineError",
     "EvolvedInstruction",
     "EvolvedResponse",
     "FrameStep",
@@ -161,6 +164,7 @@ __all__ = [
     "UserAssistantPair",
     "ValidationExhaustedError",
     "bootstrap_instructions",
+    "build_vllm_processor",
     "choose",
     "complexity_score",
     "conversation",

@@ -23,6 +23,7 @@
     │   └── StorageFullError      the cache cannot store a reply: the run stops
     ├── CredentialsInURLError     a model's api_base carries a user name or password
     ├── ModelSettingError         a Model setting it cannot have (an unknown mode)
+    ├── EngineError               the chosen engine does not run this (a whole-frame step on Ray)
     └── RunAbortedError           the latest calls nearly all failed at the provider: it stopped
 
 Warnings: :class:`ColumnOverwriteWarning` (a step writes over a column the input has).
@@ -52,6 +53,7 @@ __all__ = [
     "InputFileError",
     "InputTypeError",
     "CredentialsInURLError",
+    "EngineError",
     "InvalidReplyError",
     "MissingColumnError",
     "ModelSettingError",
@@ -231,6 +233,16 @@ class BudgetExhaustedError(PromptflowError):
 
 class OutputLockedError(PromptflowError):
     """Another run is writing the same output; one run at a time holds an output."""
+
+
+class EngineError(PromptflowError, ValueError):
+    """The chosen engine does not run this recipe or option: the Ray engine refuses a step
+    that needs every row at once, before anything runs. ``step`` names it (None for an
+    option or a missing extra)."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class OverrideError(PromptflowError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -147,6 +148,23 @@ def main(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "half the price, answers within 24 hours. A run stopped while batches run collects "
     "them when started again.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run on a Ray cluster (the ray extra), reading and writing Parquet shards.",
+)
+@click.option(
+    "--address", default=None, help="--engine ray: the cluster to join (default: start one here)."
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="--engine ray: worker actors, each with --max-concurrency calls in flight.",
+)
 @click.pass_context
 def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) -> None:  # noqa: FBT001
     """Run RECIPE_FILE over the input rows and write the output.
@@ -157,7 +175,7 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
     """
     import signal
 
-    from ._errors import PromptflowError
+    from ._errors import EngineError, PromptflowError
 
     # A terminated run exits like an interrupted one: cleanups run, the scratch goes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -165,6 +183,10 @@ def run(ctx: click.Context, recipe_file: Path, dry_run: bool, **options: Any) ->
     try:
         if dry_run:
             from ._io.run_file import dry_run as rehearse
+
+            if options["engine"] == "ray":
+                message = "--dry-run rehearses on this machine: leave out --engine ray"
+                raise EngineError(message)
 
             click.echo(rehearse(recipe_file, **options))
             return
@@ -207,8 +229,7 @@ def _say(note: str) -> None:
 
 
 def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: Any) -> None:
-    from ._io.run_file import run_file
-
+    run_file = _engine(options)
     started = time.perf_counter()
     summary = run_file(recipe_file, say=_say, **options)
     elapsed = time.perf_counter() - started
@@ -228,6 +249,18 @@ def _run_and_report(recipe_file: Path, *, max_failures: int | None, **options: A
             err=True,
         )
         sys.exit(3)
+
+
+def _engine(options: dict[str, Any]) -> Callable[..., Any]:
+    """What runs the recipe file: this machine, or Ray (which takes the same options)."""
+    if options.pop("engine") == "ray":
+        from ._ray._files import run_on_cluster
+
+        return run_on_cluster
+    from ._io.run_file import run_file
+
+    del options["address"], options["workers"]
+    return run_file
 
 
 def _why_empty(summary: Any) -> str | None:

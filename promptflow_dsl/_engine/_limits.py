@@ -10,6 +10,8 @@ Every attempt waits for its model's :class:`ModelLimiter` before it is sent:
   multiplicative decrease, as TCP does).
 
 The global in-flight cap (``max_concurrency``) is the executor's; these limits sit under it.
+An engine that runs on several machines (Ray) installs its own limiters for an event loop
+with :func:`share_limiters`, so that every worker draws on the same limits.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "ModelLimiter", "Throttle", "estimate_tokens", "limiter_for"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "LimiterFactory",
+    "ModelLimiter",
+    "Throttle",
+    "estimate_tokens",
+    "limiter_for",
+    "share_limiters",
+]
 
 DEFAULT_OUTPUT_TOKENS = 256
 
@@ -115,11 +125,15 @@ class ModelLimiter:
         if reserved and throttle.used is not None:
             self._tokens += reserved - throttle.used
         if throttle.throttled:
-            pause = throttle.retry_after if throttle.retry_after is not None else 1.0
-            self._paused_until = max(self._paused_until, time.monotonic() + pause)
-            self._window = max(1.0, min(self._window, self._in_flight) / 2)
+            self.back_off(throttle.retry_after if throttle.retry_after is not None else 1.0)
         elif self._window != math.inf:
             self._window += 1 / self._window
+
+    def back_off(self, pause: float) -> None:
+        """Pause the model for *pause* seconds and halve its calls in flight, as a 429 does
+        (a cluster engine calls it when a 429 reached another worker)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        self._window = max(1.0, min(self._window, max(1, self._in_flight)) / 2)
 
 
 @dataclass
@@ -131,10 +145,27 @@ class Throttle:
     retry_after: float | None = None
 
 
+LimiterFactory = Callable[[str, "str | None", "float | None", "float | None"], ModelLimiter]
+"""Makes the limiter of a model: ``factory(name, api_base, rpm, tpm)``."""
+
 _limiters: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
     dict[tuple[str, str | None, float | None, float | None], ModelLimiter],
 ] = weakref.WeakKeyDictionary()
+_factories: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LimiterFactory] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _local(name: str, api_base: str | None, rpm: float | None, tpm: float | None) -> ModelLimiter:
+    return ModelLimiter(rpm=rpm, tpm=tpm)
+
+
+def share_limiters(factory: LimiterFactory) -> None:
+    """Make the running loop's limiters with *factory* from now on (limiters it made
+    before stay): a cluster engine's, whose limiters draw on limits shared by every worker.
+    """
+    _factories[asyncio.get_running_loop()] = factory
 
 
 def limiter_for(
@@ -144,8 +175,9 @@ def limiter_for(
 
     Limiters are held weakly by their loop: a closed, collected loop takes them along.
     """
-    mine = _limiters.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    mine = _limiters.setdefault(loop, {})
     key = (name, api_base, rpm, tpm)
     if key not in mine:
-        mine[key] = ModelLimiter(rpm=rpm, tpm=tpm)
+        mine[key] = _factories.get(loop, _local)(name, api_base, rpm, tpm)
     return mine[key]

@@ -1,8 +1,9 @@
 """Provenance: where an output file came from, stored with it.
 
 Parquet outputs carry it in their key-value metadata (key ``promptflow_dsl``); other
-formats get a sidecar ``OUTPUT.meta.json``. It records the recipe's source and hash, the
-library and dependency versions, each step with its technique, attributes and model, the
+formats (and the Ray engine's folders of shards) get a sidecar ``OUTPUT.meta.json``. It
+records the recipe's source and hash, the library and dependency versions, each step with
+its technique, attributes and model, the engine that ran it and its number of workers, the
 run's totals, and the start and end times. ``promptflow show OUTPUT`` prints it.
 
 The stored source has its credentials masked (:func:`~promptflow_dsl._secrets.redact_source`:
@@ -24,9 +25,11 @@ from .._recipe._llm_step import TechniqueStep
 from .._recipe._recipe import Recipe, RunSummary
 from .._secrets import redact_source
 
-__all__ = ["KEY", "build_provenance", "read_provenance", "sidecar"]
+__all__ = ["KEY", "LOCAL_ENGINE", "build_provenance", "read_provenance", "sidecar"]
 
 KEY = "promptflow_dsl"
+LOCAL_ENGINE = {"name": "local", "workers": 1}
+"""The engine of a run on one machine: one process."""
 _PACKAGES = ("promptflow_dsl", "litellm", "instructor", "polars", "pydantic", "rapidfuzz")
 
 
@@ -77,8 +80,10 @@ def build_provenance(
     summary: RunSummary,
     started: datetime,
     overrides: tuple[str, ...] = (),
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The provenance record of one run (*overrides*: the ``--set`` assignments)."""
+    """The provenance record of one run (*overrides*: the ``--set`` assignments; *engine*:
+    its name and number of workers, one machine's by default)."""
     source = recipe_file.read_text()
     return {
         "recipe": {
@@ -90,6 +95,7 @@ def build_provenance(
         },
         "versions": {name: _version(name) for name in _PACKAGES},
         "steps": _steps(recipe, model),
+        "engine": dict(engine or LOCAL_ENGINE),
         "totals": dataclasses.asdict(summary),
         "started": started.isoformat(),
         "finished": datetime.now(timezone.utc).isoformat(),

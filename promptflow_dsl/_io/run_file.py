@@ -42,7 +42,7 @@ from .hf import check_hub_repo, dataset_card, push_to_hub
 from .lock import OutputLock, describe_holder
 from .parts import PartWriter
 from .provenance import KEY as PROVENANCE_KEY
-from .provenance import build_provenance, sidecar
+from .provenance import LOCAL_ENGINE, build_provenance, sidecar
 from .recipes import load_recipe
 from .sources import STDIO, open_source
 
@@ -158,8 +158,9 @@ def _run_in(  # noqa: PLR0913 - the command's options, passed through
                 recipe, every, writer, chosen, total_rows=total_rows, say=say, **options
             )
             totals = summary.with_usage(writer.spent())  # every run's calls for this output
+            engine = {**LOCAL_ENGINE, "batch": bool(options.get("batch"))}
             provenance = build_provenance(
-                recipe, recipe_file, chosen.name, totals, began, overrides
+                recipe, recipe_file, chosen.name, totals, began, overrides, engine
             )
             writer.finish(metadata={PROVENANCE_KEY: json.dumps(provenance)})
         finally:

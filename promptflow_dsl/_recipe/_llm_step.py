@@ -151,7 +151,8 @@ class TechniqueStep(Step):
         grouped = self.num_generations > 1 and not self.explode_generations
         return {f: samples_column(f) if grouped else f for f in fields}
 
-    def _arguments(self, row: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def arguments(self, row: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The technique's inputs and attributes for one row (a mapping of its columns)."""
         inputs = [row.get(self.columns[p]) for p in self.technique.inputs]
         while (
             inputs
@@ -177,7 +178,7 @@ class TechniqueStep(Step):
                 reason = f"input column {missing[0]!r} is null"
                 rows.append(RowFailure(RowError(self.name, "MissingInput", reason)))
             else:
-                rows.append(self._arguments(row))
+                rows.append(self.arguments(row))
         return rows
 
     async def apply(self, frame: pl.DataFrame, session: Session) -> pl.DataFrame:

@@ -36,7 +36,7 @@ from .._engine._cache import ReplyCache, open_cache
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._progress import ProgressDisplay
 from .._engine._session import Session
-from .._errors import CompositionError, MissingColumnError
+from .._errors import CompositionError, EngineError, MissingColumnError
 from .._model import Model
 from ._bookkeeping import normalise_bookkeeping
 from ._step import Step
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
     import pyarrow as pa
+    import ray.data
 
 FrameLike: TypeAlias = "pl.DataFrame | pd.DataFrame | pa.Table | Sequence[Mapping[str, Any]]"
 """What a recipe runs on: a Polars, pandas or pyarrow frame, or a list of dicts."""
@@ -227,6 +228,11 @@ class RunOptions(TypedDict, total=False):
     ``batch``: True sends every model's calls through its provider's batch API (half the
     price, answers within a day), or :class:`BatchOptions` to say how batches are gathered
     and watched; ``Model(batch=True)`` does it for one model.
+
+    On a ``ray.data.Dataset`` (the Ray engine) two more apply: ``workers``, the actors that
+    run the steps (2), each with ``max_concurrency`` calls in flight; ``cpus_per_worker``,
+    the share of a CPU each reserves (0.5). The limits and the budget hold for the whole
+    run, across workers.
     """
 
     model: str | Model | None
@@ -237,6 +243,8 @@ class RunOptions(TypedDict, total=False):
     retry: RetryPolicy
     max_cost_usd: float | None
     batch: bool | BatchOptions
+    workers: int | None
+    cpus_per_worker: float | None
 
 
 @dataclass(frozen=True, repr=False)
@@ -301,7 +309,10 @@ class Recipe:
         retry: RetryPolicy = DEFAULT_RETRY,
         max_cost_usd: float | None = None,
         batch: bool | BatchOptions = False,
+        workers: int | None = None,
+        cpus_per_worker: float | None = None,
     ) -> RunResult:
+        _refuse_cluster(frame, workers, cpus_per_worker)
         frame = as_frame(frame)
         self.check(frame.columns)
         with ProgressDisplay(enabled=progress if self.calls_models else False) as display:
@@ -382,12 +393,22 @@ class Recipe:
     async def arun(
         self, frame: FrameLike, *, output: Output, **options: Unpack[RunOptions]
     ) -> Any: ...
+    @overload
+    async def arun(
+        self, frame: ray.data.Dataset, *, output: Output = ..., **options: Unpack[RunOptions]
+    ) -> ray.data.Dataset: ...
 
     async def arun(
-        self, frame: FrameLike, *, output: Output = "polars", **options: Unpack[RunOptions]
+        self,
+        frame: FrameLike | ray.data.Dataset,
+        *,
+        output: Output = "polars",
+        **options: Unpack[RunOptions],
     ) -> Any:
         """Run the recipe and return the output frame (async; see :meth:`run`)."""
         _check_output(output)
+        if _library_of(frame) == "ray":
+            return _on_ray(self, frame, options)
         result = await self.aexecute(frame, **options)
         return _as_output(result.frame, frame, output)
 
@@ -401,19 +422,57 @@ class Recipe:
     ) -> pl.DataFrame: ...
     @overload
     def run(self, frame: FrameLike, *, output: Output, **options: Unpack[RunOptions]) -> Any: ...
+    @overload
+    def run(
+        self, frame: ray.data.Dataset, *, output: Output = ..., **options: Unpack[RunOptions]
+    ) -> ray.data.Dataset: ...
 
     def run(
-        self, frame: FrameLike, *, output: Output = "polars", **options: Unpack[RunOptions]
+        self,
+        frame: FrameLike | ray.data.Dataset,
+        *,
+        output: Output = "polars",
+        **options: Unpack[RunOptions],
     ) -> Any:
         """Run the recipe and return the output frame.
 
         ``output``: ``"polars"`` returns a Polars frame; ``"same"`` returns the kind that
         came in (a pandas frame for a pandas frame, a pyarrow table for a pyarrow table).
 
+        A ``ray.data.Dataset`` runs on Ray (the ``ray`` extra) and returns a lazy Dataset:
+        technique steps run in a pool of ``workers`` actors, with the limits, the budget and
+        the cache shared by all of them (see the "Running on a cluster" page).
+
         The options are :class:`RunOptions`' (typed, all optional).
         """
         _check_output(output)
+        if _library_of(frame) == "ray":
+            return _on_ray(self, frame, options)
         return _as_output(self.execute(frame, **options).frame, frame, output)
+
+
+def _on_ray(recipe: Recipe, dataset: Any, options: RunOptions) -> Any:
+    """The recipe over a Ray Dataset, on the Ray engine."""
+    from .._ray._run import run_on_ray
+
+    return run_on_ray(recipe, dataset, **options)
+
+
+def _refuse_cluster(frame: object, workers: int | None, cpus_per_worker: float | None) -> None:
+    """Refuse a Ray Dataset or the Ray engine's options in a run that returns one frame."""
+    if _library_of(frame) == "ray":
+        message = (
+            "execute() returns one Polars frame; a ray.data.Dataset runs with run() or "
+            "arun(), which return a Dataset (or `promptflow run --engine ray`, which prints "
+            "the summary)"
+        )
+        raise EngineError(message)
+    if workers is not None or cpus_per_worker is not None:
+        message = (
+            "workers= and cpus_per_worker= are options of the Ray engine: pass a "
+            "ray.data.Dataset to run()"
+        )
+        raise EngineError(message)
 
 
 def _segments(steps: Sequence[Step]) -> list[tuple[Step, ...]]:

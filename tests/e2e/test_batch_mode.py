@@ -186,6 +186,9 @@ def test_a_run_killed_after_submitting_resumes_without_submitting_again(tmp_path
     out = pl.read_parquet(output)
     assert out.height == 12 and out["error"].is_null().all()
     assert not ledger.exists()  # collected, and the parts joined
+    from promptflow_dsl._io.provenance import read_provenance
+
+    assert read_provenance(output)["engine"] == {"name": "local", "workers": 1, "batch": True}
 
 
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path):
