@@ -30,6 +30,8 @@ from promptflow_dsl._engine._batch._clients import OpenAIBatches as OpenAIBatchC
 from promptflow_dsl.testing import BatchPlan, LoopbackServer, OllamaEmulator
 from promptflow_dsl.testing import _openai_batches as openai_emulator
 
+from ._cli import signal_once_submitted
+
 FAST = BatchOptions(window_s=0.3, poll_s=0.05, max_poll_s=0.2)
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 SECRET = "sk-proj-Zq8VvN3kR7tL2wXyP4mB9cHd"  # long enough to be a known secret
@@ -330,18 +332,6 @@ def test_promptflow_batches_never_prints_a_key_the_provider_echoes(tmp_path):
 # -- totals: nothing is doubled ------------------------------------------------------------
 
 
-def _ledger_batches(path: Path) -> int:
-    import sqlite3
-
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(path) as db:
-            return db.execute("select count(*) from batches").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def test_a_resumed_batch_run_counts_each_batch_answer_once_in_the_totals(tmp_path):
     """WRONG: a killed ``promptflow run --batch`` already counted every request it put in a
     batch (one call each, in ``spend.jsonl``); the run started again waits for the same
@@ -366,13 +356,8 @@ def test_a_resumed_batch_run_counts_each_batch_answer_once_in_the_totals(tmp_pat
             "-i", str(source), "-o", str(output), "--model", "openai/gpt-4o-mini",
             "--api-base", server.api_base, "--no-progress", "--batch", "--no-cache",
         ]
-        run = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while _ledger_batches(output.with_name("out.parquet.parts") / "batches.sqlite") < 2:
-            assert time.monotonic() < deadline and run.poll() is None
-            time.sleep(0.05)
-        run.kill()  # SIGKILL while the second step's batch runs
-        run.wait()
+        ledger = output.with_name("out.parquet.parts") / "batches.sqlite"
+        signal_once_submitted(command, env, ledger, batches=2).wait()  # the second step's runs
         server.batch_plan = BatchPlan()
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr

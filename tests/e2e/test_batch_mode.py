@@ -2,7 +2,6 @@
 emulators of OpenAI's Batch API and Anthropic's Message Batches."""
 
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from promptflow_dsl._engine._cache import cache_key
 from promptflow_dsl._io.recipes import load_recipe
 from promptflow_dsl.testing import AnthropicEmulator, BatchPlan, LoopbackServer
 
-from ._cli import promptflow_run, run_env
+from ._cli import promptflow_run, run_env, signal_once_submitted
 
 ROOT = Path(__file__).parents[2]
 RECIPE = ROOT / "recipes" / "self_instruct.py"
@@ -152,16 +151,6 @@ def test_a_budget_holds_in_batch_mode(tmp_path):
     assert refused.height > 0 and (refused["error"].struct.field("type") == "BudgetExhaustedError").all()
 
 
-def _ledger_batches(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(path) as db:
-            return db.execute("select count(*) from batches").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def test_a_run_killed_after_submitting_resumes_without_submitting_again(tmp_path):
     source = tmp_path / "docs.jsonl"
     DOCS.write_ndjson(source)
@@ -169,12 +158,7 @@ def test_a_run_killed_after_submitting_resumes_without_submitting_again(tmp_path
     ledger = tmp_path / "out.parquet.parts" / "batches.sqlite"
     with LoopbackServer(batches=BatchPlan(delay_s=4.0)) as server:
         command = promptflow_run(RECIPE, source, output, "--batch", "--no-progress", server=server)
-        run = subprocess.Popen(command, env=run_env(tmp_path), stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while _ledger_batches(ledger) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        run.send_signal(signal.SIGKILL)
-        run.wait()
+        signal_once_submitted(command, run_env(tmp_path), ledger).wait()
         assert server.stats.batches_created == 1  # the first step's batch, still running
         server.batch_plan = BatchPlan()
         again = subprocess.run(command, env=run_env(tmp_path), capture_output=True, text=True, timeout=120)
@@ -199,11 +183,7 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path
     env = run_env(tmp_path)
     with LoopbackServer(batches=BatchPlan(delay_s=30.0)) as server:
         command = promptflow_run(RECIPE, source, output, "--batch", "--no-progress", server=server)
-        run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while _ledger_batches(ledger) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        run.send_signal(signal.SIGINT)
+        run = signal_once_submitted(command, env, ledger, sig=signal.SIGINT)
         _, stderr = run.communicate(timeout=30)
         assert run.returncode == 130
         (batch,) = server.batch_log
@@ -313,12 +293,7 @@ def test_a_batch_the_provider_no_longer_knows_is_submitted_again(tmp_path):
     ledger = tmp_path / "out.parquet.parts" / "batches.sqlite"
     with LoopbackServer(batches=BatchPlan(delay_s=30.0)) as first:
         command = promptflow_run(RECIPE, source, output, "--batch", "--no-progress", server=first)
-        run = subprocess.Popen(command, env=run_env(tmp_path), stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while _ledger_batches(ledger) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        run.send_signal(signal.SIGKILL)
-        run.wait()
+        signal_once_submitted(command, run_env(tmp_path), ledger).wait()
         port = first.stats and int(first.url.rsplit(":", 1)[1])
     with LoopbackServer(port=port) as second:  # the same address, a provider without that batch
         started = time.monotonic()
