@@ -22,7 +22,7 @@ from .._errors import EngineError, InputFileError
 from .._io.provenance import build_provenance
 from .._io.run_file import prepare
 from .._recipe._recipe import RunSummary
-from ._run import ClusterRun, original_error, refuse_whole_frame_steps
+from ._run import ClusterRun, original_error, refuse_whole_frame_steps, require_ray
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -68,6 +68,7 @@ def run_on_cluster(  # noqa: PLR0913 - the command's options, passed through
             "--push-to-hub, are for runs on one machine)"
         )
         raise EngineError(message)
+    require_ray()
     recipe, chosen = prepare(recipe_file, overrides, model, api_base)
     refuse_whole_frame_steps(recipe)  # before a cluster is started or joined
     output, filesystem = _output_folder(output_name)

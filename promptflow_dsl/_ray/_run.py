@@ -35,6 +35,7 @@ __all__ = [
     "credentials_from_environment",
     "original_error",
     "refuse_whole_frame_steps",
+    "require_ray",
     "run_on_ray",
 ]
 
@@ -178,13 +179,18 @@ def credentials_from_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if is_secret_name(name)}
 
 
-def run_on_ray(recipe: Recipe, dataset: Any, **options: Any) -> ray.data.Dataset:
-    """``recipe.run(dataset)`` for a Ray Dataset: the output, a lazy Ray Dataset."""
+def require_ray() -> None:
+    """Raise :class:`EngineError`, saying how to install it, where Ray is missing."""
     try:
-        import ray  # noqa: F401
+        import ray.data  # noqa: F401
     except ImportError:
         message = "the Ray engine needs the ray extra: pip install 'promptflow_dsl[ray]'"
         raise EngineError(message) from None
+
+
+def run_on_ray(recipe: Recipe, dataset: Any, **options: Any) -> ray.data.Dataset:
+    """``recipe.run(dataset)`` for a Ray Dataset: the output, a lazy Ray Dataset."""
+    require_ray()
     return ClusterRun(recipe, **options).apply(dataset)
 
 

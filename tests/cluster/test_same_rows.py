@@ -14,7 +14,6 @@ from promptflow_dsl import (  # noqa: E402
     dedup_exact,
     explode,
     self_instruct,
-    text_generation,
 )
 from promptflow_dsl._io.recipes import load_recipe  # noqa: E402
 from promptflow_dsl.testing import LoopbackServer, Reply  # noqa: E402
@@ -97,8 +96,3 @@ def test_a_step_that_needs_every_row_is_refused_before_anything_runs(ray_cluster
     with pytest.raises(EngineError, match="step 'dedup_exact' needs every row at once") as info:
         recipe.run(ray.data.from_items([{"input": "x"}]), model="mock")
     assert "\n" not in str(info.value) and info.value.step == "dedup_exact"
-
-
-def test_the_ray_options_are_refused_on_one_machine():
-    with pytest.raises(EngineError, match="options of the Ray engine"):
-        text_generation.step().run(pl.DataFrame({"instruction": ["x"]}), model="mock", workers=2)
