@@ -22,7 +22,7 @@ from .._errors import EngineError, InputFileError
 from .._io.provenance import build_provenance
 from .._io.run_file import prepare
 from .._recipe._recipe import RunSummary
-from ._run import ClusterRun, original_error, refuse_whole_frame_steps, require_ray
+from ._run import ClusterRun, refuse_whole_frame_steps, require_ray
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -95,7 +95,7 @@ def run_on_cluster(  # noqa: PLR0913 - the command's options, passed through
             output, filesystem=filesystem, mode=ray.data.SaveMode.OVERWRITE
         )
     except Exception as exc:
-        raise original_error(exc) from None
+        raise run.failure(exc) from None
     rows_out, failures = _count(output, filesystem)
     summary = RunSummary(
         rows_in, rows_out, failures, 0, 0, 0, 0, 0.0, time.perf_counter() - started, run.stopped()

@@ -164,6 +164,14 @@ class ClusterRun:
 
         return int(ray.get(self.coordinator.workers.remote()))
 
+    def failure(self, raised: BaseException) -> BaseException:
+        """What to tell the user of *raised*, an error Ray raised while the Dataset ran: the
+        library's own error that stopped a worker, if one did."""
+        import ray
+
+        stopped: BaseException | None = ray.get(self.coordinator.failure.remote())
+        return stopped if stopped is not None else original_error(raised)
+
     def stopped(self) -> str | None:
         """Why the run stopped issuing calls (its budget), if it did."""
         import ray
