@@ -73,10 +73,23 @@ __all__ = [
 
 
 class PromptflowError(Exception):
-    """The root of every error this library raises on purpose."""
+    """The root of every error this library raises on purpose.
+
+    Errors pickle with their context (a Ray worker's error reaches the driver whole):
+
+    >>> import pickle
+    >>> error = pickle.loads(pickle.dumps(ParseError("no list", raw_text="?", expected="1.")))
+    >>> str(error), error.raw_text
+    ('no list (expected 1.)', '?')
+    """
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take their context as keyword arguments, which pickle's default
+        # (calling the class with ``args`` alone) would leave out.
+        return (_rebuilt, (type(self), self.args, dict(vars(self))))
 
     attempts: int = 1
     """How many calls were made before giving up (set by the engine)."""
@@ -277,6 +290,14 @@ class StorageFullError(StorageError):
     def __init__(self, message: str, *, path: Path) -> None:
         super().__init__(message)
         self.path = path
+
+
+def _rebuilt(kind: type[PromptflowError], args: tuple[object, ...], state: dict[str, Any]) -> Any:
+    """An error as it was pickled: its arguments and its context, with no ``__init__`` run."""
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ColumnOverwriteWarning(UserWarning):

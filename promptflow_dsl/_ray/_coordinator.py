@@ -35,6 +35,7 @@ class RunCoordinator:
         self._numbering = Numbering()
         self._joins: dict[str, int] = {}
         self._handles: dict[str, Any] = {}
+        self._failure: BaseException | None = None
         self._limits: dict[LimitsKey, Any] = {}
 
     def join(self, worker: str, handle: Any = None) -> int:
@@ -75,6 +76,15 @@ class RunCoordinator:
     def exhausted(self) -> str | None:
         """Why no new call may be issued (the budget is spent), or None."""
         return self._account.exhausted
+
+    def fail(self, error: BaseException) -> None:
+        """Keep the first error that stopped a worker (Ray passes on only its text)."""
+        if self._failure is None:
+            self._failure = error
+
+    def failure(self) -> BaseException | None:
+        """The error that stopped the run on a worker, if one did."""
+        return self._failure
 
     def limits_for(self, key: LimitsKey) -> Any:
         """The limits actor of one model (made on first use, owned by this actor)."""

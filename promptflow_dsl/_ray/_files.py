@@ -22,7 +22,7 @@ from .._errors import EngineError, InputFileError
 from .._io.provenance import build_provenance
 from .._io.run_file import prepare
 from .._recipe._recipe import RunSummary
-from ._run import ClusterRun, original_error, refuse_on_ray
+from ._run import ClusterRun, refuse_on_ray, require_ray
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -69,6 +69,7 @@ def run_on_cluster(  # noqa: PLR0913 - the command's options, passed through
             "--push-to-hub, are for runs on one machine)"
         )
         raise EngineError(message)
+    require_ray()
     recipe, chosen = prepare(recipe_file, overrides, model, api_base)
     refuse_on_ray(recipe, chosen, batch=batch)  # before a cluster is started or joined
     output, filesystem = _output_folder(output_name)
@@ -95,7 +96,7 @@ def run_on_cluster(  # noqa: PLR0913 - the command's options, passed through
             output, filesystem=filesystem, mode=ray.data.SaveMode.OVERWRITE
         )
     except Exception as exc:
-        raise original_error(exc) from None
+        raise run.failure(exc) from None
     rows_out, failures = _count(output, filesystem)
     summary = RunSummary(
         rows_in, rows_out, failures, 0, 0, 0, 0, 0.0, time.perf_counter() - started, run.stopped()

@@ -35,6 +35,7 @@ __all__ = [
     "credentials_from_environment",
     "original_error",
     "refuse_on_ray",
+    "require_ray",
     "run_on_ray",
 ]
 
@@ -174,6 +175,14 @@ class ClusterRun:
 
         return int(ray.get(self.coordinator.workers.remote()))
 
+    def failure(self, raised: BaseException) -> BaseException:
+        """What to tell the user of *raised*, an error Ray raised while the Dataset ran: the
+        library's own error that stopped a worker, if one did."""
+        import ray
+
+        stopped: BaseException | None = ray.get(self.coordinator.failure.remote())
+        return stopped if stopped is not None else original_error(raised)
+
     def stopped(self) -> str | None:
         """Why the run stopped issuing calls (its budget), if it did."""
         import ray
@@ -189,13 +198,18 @@ def credentials_from_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if is_secret_name(name)}
 
 
-def run_on_ray(recipe: Recipe, dataset: Any, **options: Any) -> ray.data.Dataset:
-    """``recipe.run(dataset)`` for a Ray Dataset: the output, a lazy Ray Dataset."""
+def require_ray() -> None:
+    """Raise :class:`EngineError`, saying how to install it, where Ray is missing."""
     try:
-        import ray  # noqa: F401
+        import ray.data  # noqa: F401
     except ImportError:
         message = "the Ray engine needs the ray extra: pip install 'promptflow_dsl[ray]'"
         raise EngineError(message) from None
+
+
+def run_on_ray(recipe: Recipe, dataset: Any, **options: Any) -> ray.data.Dataset:
+    """``recipe.run(dataset)`` for a Ray Dataset: the output, a lazy Ray Dataset."""
+    require_ray()
     return ClusterRun(recipe, **options).apply(dataset)
 
 

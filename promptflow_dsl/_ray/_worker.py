@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from .._engine._interpreter import DEFAULT_RETRY, RetryPolicy
 from .._engine._limits import ModelLimiter, share_limiters
 from .._engine._session import Session
+from .._errors import PromptflowError
 from .._model import Model
 from .._recipe._recipe import Recipe
 from .._recipe._step import Step
@@ -95,12 +96,17 @@ class RecipeWorker:
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         """The batch through every step: the same rows and columns as on one machine."""
         import polars as pl
+        import ray
 
         if not self._sharing:  # the first batch runs on the loop that every batch uses
             share_limiters(self._limiter)
             self._sharing = True
         frame = cast("pl.DataFrame", pl.from_arrow(batch))  # a table makes a frame
-        out = await self._recipe.apply(frame, self._session)
+        try:
+            out = await self._recipe.apply(frame, self._session)
+        except PromptflowError as exc:  # it stops the run: the driver will say why
+            ray.get(self._coordinator.fail.remote(exc))
+            raise
         self._account.flush()  # the batch's spending is in the run's totals before it ends
         yield out.to_arrow()
 

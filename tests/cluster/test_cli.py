@@ -128,3 +128,26 @@ def test_a_killed_driver_then_a_rerun_repeats_no_finished_call(ray_cluster, tmp_
     assert 20 <= killed_at < 48
     assert len(set(before) & set(after)) <= 8, len(set(before) & set(after))
     assert len(after) == 48 - len(before) + len(set(before) & set(after))
+
+
+def test_a_run_that_stops_on_a_worker_says_why_in_one_line(ray_cluster, tmp_path):
+    from promptflow_dsl.testing import Reply
+
+    pl.DataFrame({"input": [f"Document {i}." for i in range(240)]}).write_parquet(
+        tmp_path / "docs.parquet"
+    )
+    with LoopbackServer(responder=lambda request: Reply(status=401)) as server:
+        command = promptflow(
+            str(RECIPE), "-i", str(tmp_path / "docs.parquet"), "-o", str(tmp_path / "out"),
+            "--workers", "1", server=server, tmp_path=tmp_path,
+        )  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env=environment(tmp_path))
+        calls = server.stats.requests
+    # The worker's RunAbortedError reaches the driver through the run's coordinator (Ray
+    # passes on only the text of a worker's error) and is printed as itself, once the
+    # early-stop window is full: the batches in flight finish failing, the rest never start.
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: stopped early:") and "refused the API key" in last
+    assert calls < 240 / 2
+    assert not (tmp_path / "out.meta.json").exists()

@@ -100,11 +100,6 @@ def test_a_step_that_needs_every_row_is_refused_before_anything_runs(ray_cluster
     assert "\n" not in str(info.value) and info.value.step == "dedup_exact"
 
 
-def test_the_ray_options_are_refused_on_one_machine():
-    with pytest.raises(EngineError, match="options of the Ray engine"):
-        text_generation.step().run(pl.DataFrame({"instruction": ["x"]}), model="mock", workers=2)
-
-
 def test_batch_mode_is_refused_on_ray_before_anything_runs(ray_cluster):
     """A provider's batch does the work and a run waits hours for it: it runs on one
     machine. On Ray it is refused in one line, for the run's setting or a step's model."""
