@@ -6,6 +6,19 @@ The output is a folder of Parquet shards, written as the workers finish, and its
 provenance goes beside it in ``OUTPUT.meta.json`` (``promptflow show OUTPUT`` prints it),
 written last: a folder without one is a run that did not finish. Running the same command
 again rewrites the folder; every call that finished before comes from the cache.
+
+An output is a folder that holds Parquet shards or nothing yet, never a project:
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> (folder / "notes.txt").write_text("mine")
+4
+>>> _output_folder(str(folder))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+promptflow_dsl._errors.EngineError: ... holds files that are not Parquet shards (notes.txt...)...
+>>> _output_folder(str(folder / "out"))[0].endswith("/out")
+True
 """
 
 from __future__ import annotations

@@ -8,7 +8,14 @@ A step that needs every row at once is refused before anything runs.
 
 The Dataset is lazy, as every Ray Dataset is: calls are made when it is consumed
 (``write_parquet``, ``take_all``, ``iter_batches``...), and consuming it again answers
-from the cache.
+from the cache. What is refused is refused at once, without Ray:
+
+>>> from promptflow_dsl import dedup_exact, explode, self_instruct
+>>> refuse_whole_frame_steps(self_instruct.step() >> explode("instructions", into="instruction"))
+>>> refuse_whole_frame_steps(self_instruct.step() >> dedup_exact("instructions"))
+Traceback (most recent call last):
+...
+promptflow_dsl._errors.EngineError: step 'dedup_exact' needs every row at once, which ...
 """
 
 from __future__ import annotations
