@@ -11,8 +11,8 @@ The Dataset is lazy, as every Ray Dataset is: calls are made when it is consumed
 from the cache. What is refused is refused at once, without Ray:
 
 >>> from promptflow_dsl import dedup_exact, explode, self_instruct
->>> refuse_whole_frame_steps(self_instruct.step() >> explode("instructions", into="instruction"))
->>> refuse_whole_frame_steps(self_instruct.step() >> dedup_exact("instructions"))
+>>> refuse_on_ray(self_instruct.step() >> explode("instructions", into="instruction"), "mock")
+>>> refuse_on_ray(self_instruct.step() >> dedup_exact("instructions"), "mock")
 Traceback (most recent call last):
 ...
 promptflow_dsl._errors.EngineError: step 'dedup_exact' needs every row at once, which ...
