@@ -3,6 +3,7 @@ emulators of OpenAI's Batch API and Anthropic's Message Batches."""
 
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -323,3 +324,15 @@ def test_a_finished_output_keeps_the_ledger_of_a_batch_still_running(tmp_path):
     again = PartWriter(output, {"input": "x"})  # the next run starts over, the ledger stays
     assert again.batches.exists()
     again.close()
+
+
+def test_batch_mode_for_anthropic_without_its_sdk_stops_before_any_call(monkeypatch):
+    """Without the batch extra, the run stops at once naming it (not a row failing later
+    with a connection error)."""
+    from promptflow_dsl import ModelSettingError
+
+    monkeypatch.setitem(sys.modules, "anthropic", None)
+    with AnthropicEmulator() as server:
+        with pytest.raises(ModelSettingError, match=r"promptflow_dsl\[batch\]"):
+            text_generation.step().run(questions(2), model=model_at(server, batch=True), cache=False, progress=False)
+        assert server.stats.requests == 0 and server.stats.batches_created == 0

@@ -129,6 +129,20 @@ def check_batchable(model: Model) -> None:
             f"APIs), not {provider}/; run this model online"
         )
         raise ModelSettingError(message)
+    if provider == "anthropic":
+        _anthropic_sdk()  # missing, it must stop the run here, not fail each row later
+
+
+def _anthropic_sdk() -> Any:
+    try:
+        import anthropic
+    except ImportError as exc:
+        message = (
+            "batch mode for anthropic/ models needs Anthropic's SDK: "
+            "pip install 'promptflow_dsl[batch]'"
+        )
+        raise ModelSettingError(message) from exc
+    return anthropic
 
 
 def batch_client(provider: str, api_base: str | None, api_key: str | None) -> BatchClient:
@@ -259,14 +273,7 @@ class AnthropicBatches:
     limits = ANTHROPIC_LIMITS
 
     def __init__(self, api_base: str | None, api_key: str | None) -> None:
-        try:
-            import anthropic
-        except ImportError as exc:
-            message = (
-                "batch mode for anthropic/ models needs Anthropic's SDK: "
-                "pip install 'promptflow_dsl[batch]'"
-            )
-            raise ModelSettingError(message) from exc
+        anthropic = _anthropic_sdk()
         key = _key(api_key, "ANTHROPIC_API_KEY", self.provider)
         self._client = anthropic.AsyncAnthropic(api_key=key, base_url=api_base)
 
