@@ -70,7 +70,6 @@ class _Waiting:
     custom_id: str
     body: Any
     answer: asyncio.Future[Outcome]
-    size: int
 
 
 @dataclass
@@ -156,7 +155,7 @@ class Batcher:
             self._submit_now(lane)
             gathering = self._lanes.setdefault(lane, _Gathering())
         answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        gathering.requests[custom_id] = _Waiting(custom_id, body, answer, size)
+        gathering.requests[custom_id] = _Waiting(custom_id, body, answer)
         gathering.size += size
         gathering.first_at = gathering.first_at or now
         gathering.last_at = now
